@@ -1,0 +1,208 @@
+/**
+ * Streaming writer and readers of the shard format (core/shard-format.ts). None of them
+ * holds more than one frame plus the piece of input being cut, whatever the shard size.
+ */
+import { Transform, type TransformCallback } from "node:stream";
+import { assert } from "./assert.js";
+import { TesseraError } from "./errors.js";
+import { SHARD_HEADER_BYTES } from "./limits.js";
+import {
+  chunkTrailer,
+  decodeShardHeader,
+  encodeShardHeader,
+  shardLayout,
+  verifyFrame,
+  type ShardHeader,
+  type ShardIdentity,
+  type ShardLayout,
+} from "./shard-format.js";
+
+export interface VerifiedChunk {
+  readonly stripe: number;
+  /** The chunk's bytes (padded to chunkBytes on the last stripe); a view, not a copy. */
+  readonly chunk: Buffer;
+}
+
+/** Cuts a byte stream into pieces of exactly `size` bytes, copying only across boundaries. */
+class FixedCutter {
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  /** Bytes waiting for the rest of their piece. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Feeds `input`; calls `emit` with every complete piece of `size()` bytes. */
+  feed(input: Buffer, size: () => number, emit: (piece: Buffer) => void): void {
+    let rest = input;
+    while (rest.length > 0) {
+      const want = size() - this.#pendingBytes;
+      assert(want > 0, "a cutter always wants at least one byte");
+      if (this.#pendingBytes === 0 && rest.length >= want) {
+        emit(rest.subarray(0, want));
+      } else {
+        const take = rest.subarray(0, Math.min(want, rest.length));
+        this.#pending.push(take);
+        this.#pendingBytes += take.length;
+        if (take.length === want) {
+          const piece = Buffer.concat(this.#pending, this.#pendingBytes);
+          this.#pending = [];
+          this.#pendingBytes = 0;
+          emit(piece);
+        }
+      }
+      rest = rest.subarray(Math.min(want, rest.length));
+    }
+  }
+}
+
+function truncated(expectedBytes: number, receivedBytes: number, what: string): TesseraError {
+  return new TesseraError("ERR_SHARD_TRUNCATED", `${what}: ended after ${receivedBytes} of ${expectedBytes} bytes`, { expectedBytes, receivedBytes });
+}
+
+function tooLong(expectedBytes: number, what: string): TesseraError {
+  return new TesseraError("ERR_SHARD_TOO_LONG", `${what}: more than the ${expectedBytes} bytes its header declares`, { expectedBytes });
+}
+
+/**
+ * Incremental parser of a whole shard file, or of a run of frames when the header is
+ * already known (a range read). Push bytes in any pieces; verified chunks come out.
+ */
+export class ShardParser {
+  #header: ShardHeader | undefined;
+  #layout: ShardLayout | undefined;
+  readonly #expect: ShardIdentity | undefined;
+  readonly #cutter = new FixedCutter();
+  #stripe: number;
+  #endStripe: number;
+  #receivedBytes = 0;
+  #expectedBytes: number;
+
+  /** Parse a whole shard file (header first), refusing a header other than `expect`. */
+  static forFile(expect?: ShardIdentity): ShardParser {
+    return new ShardParser(undefined, expect, 0, 0);
+  }
+
+  /** Parse `count` frames starting at stripe `first` of a shard whose header is known. */
+  static forFrames(header: ShardHeader, first: number, count: number): ShardParser {
+    const layout = shardLayout(header);
+    assert(first >= 0 && count >= 0 && first + count <= layout.stripeCount, "frame range within the shard");
+    return new ShardParser(header, undefined, first, count);
+  }
+
+  private constructor(header: ShardHeader | undefined, expect: ShardIdentity | undefined, first: number, count: number) {
+    this.#expect = expect;
+    this.#stripe = first;
+    this.#endStripe = first + count;
+    this.#expectedBytes = SHARD_HEADER_BYTES;
+    if (header !== undefined) this.#setHeader(header, first, count, false);
+  }
+
+  get header(): ShardHeader | undefined {
+    return this.#header;
+  }
+
+  #setHeader(header: ShardHeader, first: number, count: number, withHeader: boolean): void {
+    this.#header = header;
+    this.#layout = shardLayout(header);
+    this.#endStripe = first + count;
+    this.#expectedBytes = (withHeader ? SHARD_HEADER_BYTES : 0) + count * this.#layout.frameBytes;
+  }
+
+  #pieceSize = (): number => (this.#layout === undefined ? SHARD_HEADER_BYTES : this.#layout.frameBytes);
+
+  /** Feeds bytes; returns the chunks they completed, each verified. Throws on any fault. */
+  push(bytes: Buffer): VerifiedChunk[] {
+    const out: VerifiedChunk[] = [];
+    this.#receivedBytes += bytes.length;
+    this.#cutter.feed(bytes, this.#pieceSize, (piece) => {
+      if (this.#layout === undefined) {
+        const header = decodeShardHeader(piece, this.#expect);
+        this.#setHeader(header, 0, shardLayout(header).stripeCount, true);
+        return;
+      }
+      assert(this.#header !== undefined, "layout implies header");
+      if (this.#stripe >= this.#endStripe) throw tooLong(this.#expectedBytes, this.#what());
+      out.push({ stripe: this.#stripe, chunk: verifyFrame(this.#header, this.#layout, piece, this.#stripe) });
+      this.#stripe += 1;
+    });
+    return out;
+  }
+
+  /** Call at end of input: throws ERR_SHARD_TRUNCATED unless everything declared arrived. */
+  end(): void {
+    if (this.#layout === undefined || this.#stripe < this.#endStripe || this.#cutter.pendingBytes > 0) {
+      throw truncated(this.#expectedBytes, this.#receivedBytes, this.#what());
+    }
+  }
+
+  #what(): string {
+    return this.#header === undefined ? "shard" : `shard ${this.#header.shardIndex}`;
+  }
+}
+
+/** Reads and verifies a whole shard file from any byte source, chunk by chunk. */
+export async function* readShard(source: AsyncIterable<Buffer>, expect?: ShardIdentity): AsyncGenerator<VerifiedChunk, ShardHeader> {
+  const parser = ShardParser.forFile(expect);
+  for await (const bytes of source) yield* parser.push(bytes);
+  parser.end();
+  assert(parser.header !== undefined, "a parser that ended cleanly has its header");
+  return parser.header;
+}
+
+/** Reads and verifies `count` frames from stripe `first`, header known (a range read). */
+export async function* readFrames(source: AsyncIterable<Buffer>, header: ShardHeader, first: number, count: number): AsyncGenerator<VerifiedChunk> {
+  const parser = ShardParser.forFrames(header, first, count);
+  for await (const bytes of source) yield* parser.push(bytes);
+  parser.end();
+}
+
+/**
+ * Serializes a shard: the header, then each chunk followed by its checksum trailer. Chunks
+ * are passed through without copying; each must be exactly chunkBytes (the caller pads the
+ * last stripe), and there must be exactly stripeCount of them.
+ */
+export async function* writeShard(header: ShardHeader, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
+  const layout = shardLayout(header);
+  yield encodeShardHeader(header);
+  let stripe = 0;
+  for await (const chunk of chunks) {
+    if (stripe >= layout.stripeCount) throw tooLong(layout.fileBytes, `shard ${header.shardIndex}`);
+    assert(chunk.length === layout.chunkBytes, `chunk ${stripe} is chunkBytes (${layout.chunkBytes}) long, got ${chunk.length}`);
+    yield chunk;
+    yield chunkTrailer(header, chunk);
+    stripe += 1;
+  }
+  if (stripe < layout.stripeCount) {
+    throw truncated(layout.fileBytes, SHARD_HEADER_BYTES + stripe * layout.frameBytes, `shard ${header.shardIndex}`);
+  }
+}
+
+/**
+ * A pass-through that verifies a whole shard file as it flows (the storage node's write
+ * path): bytes leave unchanged, and the stream errors on a bad header, a chunk that fails
+ * its checksum, extra bytes, or an early end — so a bad shard is never committed.
+ */
+export function createShardVerifier(expect?: ShardIdentity): Transform & { readonly parser: ShardParser } {
+  const parser = ShardParser.forFile(expect);
+  const transform = new Transform({
+    transform(bytes: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      try {
+        parser.push(bytes);
+        callback(null, bytes);
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+    flush(callback: TransformCallback) {
+      try {
+        parser.end();
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+  });
+  return Object.assign(transform, { parser });
+}
