@@ -1,0 +1,175 @@
+/**
+ * The one narrow interface between the gateway (and healer) and stored shards and records,
+ * after MinIO's StorageAPI. A `StorageNode` is one storage node with one or more disks.
+ * Adapters: storage-node/local-node.ts (files on local disks; what the node process serves),
+ * storage-node/memory-node.ts (tests), core/http-node-client.ts (a remote node over the
+ * internal HTTP API) and test/faulty-node.ts (fails call N with error E). One contract
+ * suite (test/storage-contract.ts) runs against every adapter.
+ *
+ * Errors are TesseraErrors with these codes: ERR_NOT_FOUND, ERR_INVALID_ARGUMENT,
+ * ERR_DISK_FAILED, ERR_INSUFFICIENT_STORAGE, ERR_SHARD_* (from core/shard-format.ts),
+ * ERR_UNAUTHORIZED and ERR_NODE_UNAVAILABLE (HTTP client only).
+ */
+import type { ChecksumAlgorithm } from "./checksum.js";
+
+/** 32 lowercase hex characters (128 bits). Ids in paths are validated against this. */
+export type HexId = string;
+export const HEX_ID_PATTERN = /^[0-9a-f]{32}$/;
+/** Node and disk ids: short, path-safe names (the cluster map validates the same). */
+export const NAME_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
+
+/** Which shard: one shard index of one object version (or of one multipart part). */
+export interface ShardId {
+  readonly objectId: HexId;
+  /** Version id of the object, or the upload-part id of a multipart part. */
+  readonly versionId: HexId;
+  /** 0 for a plain object; 1..10000 for a multipart part. */
+  readonly partNumber: number;
+  readonly shardIndex: number;
+}
+
+/** A run of stripes of a shard, for range reads. */
+export interface StripeRange {
+  readonly firstStripe: number;
+  readonly stripeCount: number;
+}
+
+export interface ShardLocation {
+  readonly shardIndex: number;
+  readonly nodeId: string;
+  readonly diskId: string;
+}
+
+export interface PartRecord {
+  readonly partNumber: number;
+  /** The shards of this part carry this id as their versionId. */
+  readonly partVersionId: HexId;
+  readonly size: number;
+  readonly etag: string;
+  readonly blockBytes: number;
+}
+
+/**
+ * One version of one object (or a delete marker), as stored on each disk that holds one of
+ * its shards. Identity: (bucket, key, versionId). `revision` rises whenever the record is
+ * rewritten for the same version (the healer moved a shard): a put never replaces a
+ * record with a higher revision, so a stale writer cannot undo a repair.
+ */
+export interface ObjectRecord {
+  readonly bucket: string;
+  readonly key: string;
+  /** HLC-ordered: compares as strings in time order (see gateway/hlc.ts). */
+  readonly versionId: HexId;
+  readonly revision: number;
+  readonly objectId: HexId;
+  readonly deleteMarker: boolean;
+  readonly size: number;
+  readonly etag: string;
+  /** Milliseconds since the epoch. */
+  readonly lastModified: number;
+  readonly contentType?: string;
+  /** x-amz-meta-* without the prefix, keys lowercased. */
+  readonly userMetadata: Readonly<Record<string, string>>;
+  /** Content-Encoding, Content-Disposition, Cache-Control, Expires, x-amz-checksum-*. */
+  readonly systemMetadata: Readonly<Record<string, string>>;
+  readonly ec: {
+    readonly k: number;
+    readonly m: number;
+    readonly blockBytes: number;
+    readonly checksumAlgorithm: ChecksumAlgorithm;
+  };
+  /** Where each shard index really is; length k + m (empty for inline and delete markers). */
+  readonly placement: readonly ShardLocation[];
+  /** Multipart parts in order; empty for a plain object. */
+  readonly parts: readonly PartRecord[];
+  /** Small objects live here instead of in shards (base64 over HTTP). */
+  readonly inline?: Buffer;
+}
+
+export type PutRecordResult = "stored" | "unchanged" | "superseded";
+
+export interface ListRecordsOptions {
+  readonly bucket: string;
+  readonly prefix?: string;
+  /** Return keys strictly after this one. */
+  readonly startAfter?: string;
+  /** At most this many keys; the node clamps to its own maximum. */
+  readonly limit: number;
+}
+
+export interface ListRecordsPage {
+  /** The newest version held on that disk of each key, in key order. */
+  readonly records: readonly ObjectRecord[];
+  /** Set when more keys follow: pass as startAfter. */
+  readonly nextStartAfter?: string;
+}
+
+export interface PlacementQuery {
+  readonly nodeId: string;
+  readonly diskId: string;
+  /** Continue after this opaque cursor. */
+  readonly cursor?: string;
+  readonly limit: number;
+}
+
+export interface PlacementPage {
+  readonly records: readonly ObjectRecord[];
+  readonly nextCursor?: string;
+}
+
+export interface BucketRecord {
+  readonly name: string;
+  /** Milliseconds since the epoch. */
+  readonly created: number;
+}
+
+export type DiskState = "ok" | "failed" | "full";
+
+export interface DiskHealth {
+  readonly diskId: string;
+  readonly state: DiskState;
+  readonly reason?: string;
+  readonly freeBytes: number;
+  readonly usedBytes: number;
+  readonly shardCount: number;
+  readonly recordCount: number;
+}
+
+export interface NodeHealth {
+  readonly nodeId: string;
+  readonly disks: readonly DiskHealth[];
+}
+
+export interface StorageNode {
+  readonly nodeId: string;
+
+  /**
+   * Stores one shard from a stream of shard-file bytes (header then frames, exactly
+   * `declaredBytes`). Verified as it arrives; committed atomically (temporary file, fsync,
+   * rename, directory fsync) before the promise resolves. Nothing partial is ever visible.
+   */
+  writeShard(diskId: string, shard: ShardId, body: AsyncIterable<Buffer>, declaredBytes: number): Promise<void>;
+  /**
+   * Streams a whole shard file, or, with `range`, only those frames (no header). Every chunk
+   * is verified before it is sent; a corrupt one ends the stream with ERR_SHARD_CHECKSUM.
+   */
+  readShard(diskId: string, shard: ShardId, range?: StripeRange): AsyncIterable<Buffer>;
+  /** Idempotent: true if something was deleted. */
+  deleteShard(diskId: string, shard: ShardId): Promise<boolean>;
+
+  putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult>;
+  /** Every version of one key held on that disk, newest first. */
+  getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]>;
+  deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean>;
+  listRecords(diskId: string, options: ListRecordsOptions): Promise<ListRecordsPage>;
+  /** Every record held on `diskId` that places a shard on the queried node/disk. */
+  listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage>;
+
+  /** Bucket records live on every disk of the node; reads take the first healthy one. */
+  putBucket(bucket: BucketRecord): Promise<void>;
+  getBucket(name: string): Promise<BucketRecord | undefined>;
+  deleteBucket(name: string): Promise<boolean>;
+  listBuckets(): Promise<BucketRecord[]>;
+
+  health(): Promise<NodeHealth>;
+}
