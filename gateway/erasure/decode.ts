@@ -1,0 +1,151 @@
+/**
+ * Streaming erasure decode (DESIGN.md, "Data path"): read the k data shards stripe by stripe
+ * over only the stripes a range needs; when a shard fails (node down, timeout, checksum
+ * mismatch) swap in another shard from the stripe where it failed and reconstruct, without
+ * the client noticing. Memory is one stripe of k chunks plus what the readers buffer.
+ */
+import { assert } from "../../core/assert.js";
+import { ErasureCodec } from "../../core/codec.js";
+import { TesseraError } from "../../core/errors.js";
+import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
+import { readFrames, type VerifiedChunk } from "../../core/shard-stream.js";
+import type { StripeRange } from "../../core/storage-api.js";
+import type { EncodeParams } from "./encode.js";
+
+/**
+ * How long one chunk may take to arrive before its shard counts as failed and parity is
+ * used instead. Long enough for a 256 KiB chunk from a busy disk; short enough that a hung
+ * node costs a client a pause, not a timeout (S3 clients give up after about 60 s).
+ */
+export const DECODE_CHUNK_TIMEOUT_MS = 10_000;
+
+/** Opens the frames of `range` of shard `shardIndex`; the read stops when `signal` aborts. */
+export type ShardSource = (shardIndex: number, range: StripeRange, signal: AbortSignal) => AsyncIterable<Buffer>;
+
+export interface DecodeOptions {
+  /** Called once per shard that failed during this read: queue the object for repair. */
+  readonly onShardFailure?: (shardIndex: number, error: unknown) => void;
+  /** Shards known to be unusable before the read starts (node down): never tried. */
+  readonly skipShards?: ReadonlySet<number>;
+  readonly chunkTimeoutMs?: number;
+}
+
+interface Reader {
+  readonly shardIndex: number;
+  readonly iterator: AsyncIterator<VerifiedChunk>;
+  readonly abort: AbortController;
+}
+
+/** Yields the bytes [start, end) of the object encoded with `params`, as views (no copies). */
+export async function* decodeRange(params: EncodeParams, source: ShardSource, start: number, end: number, options: DecodeOptions = {}): AsyncGenerator<Buffer> {
+  assert(start >= 0 && start <= end && end <= params.objectLength, "range within the object");
+  if (start === end) return;
+  const codec = new ErasureCodec({ k: params.k, m: params.m });
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  const firstStripe = Math.floor(start / params.blockBytes);
+  const lastStripe = Math.floor((end - 1) / params.blockBytes);
+  const decoder = new StripeReaders(params, source, lastStripe, options);
+  try {
+    for (let stripe = firstStripe; stripe <= lastStripe; stripe++) {
+      const chunks = await decoder.readStripe(stripe);
+      const data = chunks.slice(0, params.k).some((chunk) => chunk === undefined) ? await codec.reconstruct(chunks, indexes(params.k)) : (chunks.slice(0, params.k) as Buffer[]);
+      yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
+    }
+  } finally {
+    decoder.close();
+  }
+}
+
+function* sliceStripe(data: readonly Buffer[], stripeStart: number, chunkBytes: number, start: number, end: number): Generator<Buffer> {
+  for (let index = 0; index < data.length; index++) {
+    const chunkStart = stripeStart + index * chunkBytes;
+    const from = Math.max(start, chunkStart);
+    const to = Math.min(end, chunkStart + chunkBytes);
+    if (from < to) yield (data[index] as Buffer).subarray(from - chunkStart, to - chunkStart);
+  }
+}
+
+function indexes(count: number): number[] {
+  return Array.from({ length: count }, (_, index) => index);
+}
+
+/** The set of shard readers of one decode: k at a time, replaced as they fail. */
+class StripeReaders {
+  readonly #params: EncodeParams;
+  readonly #source: ShardSource;
+  readonly #lastStripe: number;
+  readonly #options: DecodeOptions;
+  #active: Reader[] = [];
+  /** Shard indexes not yet tried, data first, then parity. */
+  readonly #untried: number[];
+
+  constructor(params: EncodeParams, source: ShardSource, lastStripe: number, options: DecodeOptions) {
+    this.#params = params;
+    this.#source = source;
+    this.#lastStripe = lastStripe;
+    this.#options = options;
+    this.#untried = indexes(params.k + params.m).filter((index) => options.skipShards?.has(index) !== true);
+  }
+
+  /** The chunks of `stripe`, k + m entries, at least k of them present. */
+  async readStripe(stripe: number): Promise<(Buffer | undefined)[]> {
+    const chunks = new Array<Buffer | undefined>(this.#params.k + this.#params.m).fill(undefined);
+    const delivered: Reader[] = [];
+    let asking = this.#active;
+    while (delivered.length < this.#params.k) {
+      while (delivered.length + asking.length < this.#params.k) asking.push(this.#open(stripe));
+      const results = await Promise.allSettled(asking.map((reader) => this.#next(reader, stripe)));
+      results.forEach((result, position) => {
+        const reader = asking[position] as Reader;
+        if (result.status === "fulfilled") {
+          chunks[reader.shardIndex] = result.value;
+          delivered.push(reader);
+        } else {
+          this.#fail(reader, result.reason);
+        }
+      });
+      asking = [];
+    }
+    this.#active = delivered;
+    return chunks;
+  }
+
+  /** Starts reading the next untried shard from `stripe` to the end of the range. */
+  #open(stripe: number): Reader {
+    const shardIndex = this.#untried.shift();
+    if (shardIndex === undefined) {
+      throw new TesseraError("ERR_READ_QUORUM", `stripe ${stripe}: fewer than k = ${this.#params.k} shards readable`, { stripe });
+    }
+    const header: ShardHeader = { ...this.#params, shardIndex };
+    const range: StripeRange = { firstStripe: stripe, stripeCount: this.#lastStripe - stripe + 1 };
+    const abort = new AbortController();
+    const frames = readFrames(this.#source(shardIndex, range, abort.signal), header, range.firstStripe, range.stripeCount);
+    return { shardIndex, iterator: frames[Symbol.asyncIterator](), abort };
+  }
+
+  async #next(reader: Reader, stripe: number): Promise<Buffer> {
+    const timeoutMs = this.#options.chunkTimeoutMs ?? DECODE_CHUNK_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TesseraError("ERR_NODE_UNAVAILABLE", `shard ${reader.shardIndex}: no chunk within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([reader.iterator.next(), timeout]);
+      if (result.done === true) throw new TesseraError("ERR_SHARD_TRUNCATED", `shard ${reader.shardIndex} ended before stripe ${stripe}`);
+      assert(result.value.stripe === stripe, "readers advance one stripe per call");
+      return result.value.chunk;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #fail(reader: Reader, error: unknown): void {
+    reader.abort.abort(error);
+    this.#options.onShardFailure?.(reader.shardIndex, error);
+  }
+
+  close(): void {
+    for (const reader of this.#active) reader.abort.abort(new Error("read finished"));
+    this.#active = [];
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Streaming erasure encode (DESIGN.md, "Data path"): the body is cut into stripes of
+ * blockBytes, each stripe into k data chunks plus m parity chunks, and chunk i of every
+ * stripe goes to shard writer i at once. Each writer has a bounded channel, so memory is
+ * about (k+m) * ENCODE_CHUNKS_QUEUED_MAX chunks per PUT whatever the object size, and the
+ * slowest live writer sets the pace.
+ */
+import { assert } from "../../core/assert.js";
+import { ErasureCodec, splitChunks } from "../../core/codec.js";
+import { TesseraError } from "../../core/errors.js";
+import { FixedCutter } from "../../core/fixed-cutter.js";
+import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
+import { writeShard } from "../../core/shard-stream.js";
+import { ChunkChannel } from "./chunk-channel.js";
+
+/**
+ * Chunks queued per shard writer. Two lets the encoder fill stripe s+1 while stripe s is on
+ * the wire; more only adds memory ((k+m) chunks of up to 256 KiB each per step).
+ */
+export const ENCODE_CHUNKS_QUEUED_MAX = 2;
+
+/** What the encoder needs of one shard: everything in the header but the shard index. */
+export type EncodeParams = Omit<ShardHeader, "shardIndex">;
+
+/** Writes shard `shardIndex` from `body` (exactly `declaredBytes` bytes); resolves when committed. */
+export type ShardSink = (shardIndex: number, body: AsyncIterable<Buffer>, declaredBytes: number) => Promise<void>;
+
+export interface EncodeResult {
+  /** Per shard index: undefined if committed, else why it failed. */
+  readonly shardErrors: readonly unknown[];
+  readonly committed: number;
+}
+
+export interface EncodeOptions {
+  /** Shards that must commit for the write to count; fewer is ERR_WRITE_QUORUM. */
+  readonly writeQuorum: number;
+  /** Sees every body piece in order, before it is encoded (MD5, x-amz-checksum-*). */
+  readonly observe?: (piece: Buffer) => void;
+}
+
+export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodeParams, sink: ShardSink, options: EncodeOptions): Promise<EncodeResult> {
+  const shardCount = params.k + params.m;
+  assert(options.writeQuorum >= params.k && options.writeQuorum <= shardCount, "write quorum between k and k+m");
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  const codec = new ErasureCodec({ k: params.k, m: params.m });
+  const channels = Array.from({ length: shardCount }, () => new ChunkChannel(ENCODE_CHUNKS_QUEUED_MAX));
+  const shardErrors: unknown[] = new Array<unknown>(shardCount).fill(undefined);
+  const writes = channels.map((channel, shardIndex) =>
+    sink(shardIndex, writeShard({ ...params, shardIndex }, channel), layout.fileBytes).catch((error: unknown) => {
+      shardErrors[shardIndex] = error ?? new Error("shard write failed");
+      channel.abandon(error);
+    }),
+  );
+  const live = (): number => channels.filter((channel) => !channel.abandoned).length;
+  try {
+    await pumpStripes(body, params, codec, channels, { ...options, live });
+  } finally {
+    // On success every channel got stripeCount chunks; on failure the writers see a short
+    // shard (ERR_SHARD_TRUNCATED) and the nodes discard their temporary files.
+    for (const channel of channels) channel.close();
+    await Promise.all(writes);
+  }
+  const committed = shardErrors.filter((error) => error === undefined).length;
+  if (committed < options.writeQuorum) throw quorumError(committed, options.writeQuorum, shardErrors);
+  return { shardErrors, committed };
+}
+
+async function pumpStripes(
+  body: AsyncIterable<Buffer>,
+  params: EncodeParams,
+  codec: ErasureCodec,
+  channels: ChunkChannel[],
+  options: EncodeOptions & { live: () => number },
+): Promise<void> {
+  const cutter = new FixedCutter();
+  const stripes: Buffer[] = [];
+  const blockBytes = (): number => params.blockBytes;
+  let received = 0;
+  for await (const piece of body) {
+    received += piece.length;
+    if (received > params.objectLength) throw lengthError(params.objectLength, `more than`);
+    options.observe?.(piece);
+    cutter.feed(piece, blockBytes, (stripe) => stripes.push(stripe));
+    for (let stripe = stripes.shift(); stripe !== undefined; stripe = stripes.shift()) {
+      await encodeStripe(stripe, codec, channels, options);
+    }
+  }
+  if (received < params.objectLength) throw lengthError(params.objectLength, `only ${received} of`);
+  const rest = cutter.drain();
+  if (rest.length > 0) {
+    const padded = Buffer.alloc(params.blockBytes);
+    rest.copy(padded);
+    await encodeStripe(padded, codec, channels, options);
+  }
+}
+
+async function encodeStripe(stripe: Buffer, codec: ErasureCodec, channels: ChunkChannel[], options: EncodeOptions & { live: () => number }): Promise<void> {
+  if (options.live() < options.writeQuorum) throw new TesseraError("ERR_WRITE_QUORUM", `only ${options.live()} shard writers left, ${options.writeQuorum} needed`);
+  const chunkBytes = stripe.length / codec.k;
+  const parity = codec.m === 0 ? Buffer.alloc(0) : await codec.encodeStripe(stripe);
+  const chunks = [...splitChunks(stripe, chunkBytes), ...(codec.m === 0 ? [] : splitChunks(parity, chunkBytes))];
+  assert(chunks.length === channels.length, "one chunk per shard");
+  await Promise.all(channels.map((channel, index) => channel.push(chunks[index] as Buffer)));
+}
+
+function lengthError(declared: number, what: string): TesseraError {
+  return new TesseraError("ERR_INCOMPLETE_BODY", `request body carried ${what} the ${declared} bytes declared`, { declared });
+}
+
+function quorumError(committed: number, quorum: number, errors: readonly unknown[]): TesseraError {
+  const reasons = errors.flatMap((error, index) => (error === undefined ? [] : [`shard ${index}: ${error instanceof Error ? error.message : String(error)}`]));
+  return new TesseraError("ERR_WRITE_QUORUM", `${committed} shards committed, ${quorum} needed (${reasons.join("; ")})`, { committed, quorum });
+}

@@ -1,0 +1,167 @@
+import { describe, expect, it } from "vitest";
+import { ChecksumAlgorithm } from "../../core/checksum.js";
+import { chooseBlockBytes, frameOffset, shardLayout } from "../../core/shard-format.js";
+import type { StripeRange } from "../../core/storage-api.js";
+import { decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
+import { encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
+import { Prng, seedFromEnv } from "../prng.js";
+
+const seed = seedFromEnv(0x5eed_e4c0);
+/** Small stripes so that a few KiB of data spans many stripes. */
+const CLUSTER_BLOCK_BYTES = 4 * 1024;
+
+function paramsFor(prng: Prng, k: number, m: number, objectLength: number): EncodeParams {
+  return {
+    checksumAlgorithm: ChecksumAlgorithm.Crc32c,
+    k,
+    m,
+    blockBytes: chooseBlockBytes(objectLength, k, k * CLUSTER_BLOCK_BYTES / 4),
+    partNumber: 0,
+    objectLength,
+    objectId: prng.bytes(16),
+    versionId: prng.bytes(16),
+  };
+}
+
+/** Yields `data` in seeded random pieces, like a network body. */
+async function* pieces(data: Buffer, prng: Prng): AsyncGenerator<Buffer> {
+  let offset = 0;
+  while (offset < data.length) {
+    const size = prng.int(1, 3000);
+    yield data.subarray(offset, offset + size);
+    offset += size;
+  }
+}
+
+function memorySink(store: Map<number, Buffer>, failing: ReadonlySet<number> = new Set()): ShardSink {
+  return async (shardIndex, body, declaredBytes) => {
+    const parts: Buffer[] = [];
+    for await (const part of body) {
+      parts.push(Buffer.from(part));
+      if (failing.has(shardIndex)) throw new Error(`node of shard ${shardIndex} is down`);
+    }
+    const file = Buffer.concat(parts);
+    expect(file.length).toBe(declaredBytes);
+    store.set(shardIndex, file);
+  };
+}
+
+interface Fault {
+  /** Stripe (absolute) at which the shard fails: "error" throws, "corrupt" flips a byte. */
+  readonly atStripe: number;
+  readonly kind: "error" | "corrupt";
+}
+
+function memorySource(store: Map<number, Buffer>, params: EncodeParams, faults: Map<number, Fault>): ShardSource {
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  return async function* (shardIndex: number, range: StripeRange) {
+    const file = store.get(shardIndex);
+    if (file === undefined) throw new Error(`shard ${shardIndex} missing`);
+    const fault = faults.get(shardIndex);
+    for (let stripe = range.firstStripe; stripe < range.firstStripe + range.stripeCount; stripe++) {
+      const frame = Buffer.from(file.subarray(frameOffset(layout, stripe), frameOffset(layout, stripe + 1)));
+      if (fault !== undefined && stripe >= fault.atStripe) {
+        if (fault.kind === "error") throw new Error(`shard ${shardIndex} failed at stripe ${stripe}`);
+        frame[0] = (frame[0] ?? 0) ^ 0x40;
+      }
+      yield frame;
+    }
+  };
+}
+
+async function collect(iterable: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of iterable) parts.push(Buffer.from(part));
+  return Buffer.concat(parts);
+}
+
+async function encodeToMemory(prng: Prng, params: EncodeParams, data: Buffer): Promise<Map<number, Buffer>> {
+  const store = new Map<number, Buffer>();
+  await encodeObject(pieces(data, prng), params, memorySink(store), { writeQuorum: params.k + params.m });
+  return store;
+}
+
+describe(`erasure encode/decode (seed ${seed})`, () => {
+  it("round-trips whole objects and random ranges for several codes and sizes", async () => {
+    const prng = new Prng(seed);
+    for (const [k, m] of [[4, 2], [2, 1], [6, 3], [1, 0]] as const) {
+      for (const size of [0, 1, 31, CLUSTER_BLOCK_BYTES, CLUSTER_BLOCK_BYTES * 3 + 5, prng.int(1, 40_000)]) {
+        const params = paramsFor(prng, k, m, size);
+        const data = prng.bytes(size);
+        const store = await encodeToMemory(prng, params, data);
+        const source = memorySource(store, params, new Map());
+        expect((await collect(decodeRange(params, source, 0, size))).equals(data), `${k}+${m} size ${size} seed ${seed}`).toBe(true);
+        for (let trial = 0; trial < 5 && size > 0; trial++) {
+          const start = prng.int(0, size - 1);
+          const end = prng.int(start, size);
+          expect((await collect(decodeRange(params, source, start, end))).equals(data.subarray(start, end)), `${k}+${m} [${start},${end}) seed ${seed}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it("reads through up to m failing or corrupt shards mid-stream and reports each one", async () => {
+    const prng = new Prng(seed + 1);
+    for (let trial = 0; trial < 40; trial++) {
+      const [k, m] = prng.int(0, 1) === 0 ? [4, 2] : [6, 3];
+      const size = prng.int(1, 60_000);
+      const params = paramsFor(prng, k, m, size);
+      const data = prng.bytes(size);
+      const store = await encodeToMemory(prng, params, data);
+      const stripes = shardLayout({ ...params, shardIndex: 0 }).stripeCount;
+      const faults = new Map<number, Fault>();
+      while (faults.size < prng.int(1, m)) {
+        faults.set(prng.int(0, k + m - 1), { atStripe: prng.int(0, stripes - 1), kind: prng.int(0, 1) === 0 ? "error" : "corrupt" });
+      }
+      const failures: number[] = [];
+      const got = await collect(decodeRange(params, memorySource(store, params, faults), 0, size, { onShardFailure: (index) => failures.push(index) }));
+      expect(got.equals(data), `trial ${trial} faults ${JSON.stringify([...faults])} seed ${seed}`).toBe(true);
+      const dataFaults = [...faults.keys()].filter((index) => index < k);
+      for (const index of dataFaults) expect(failures, `trial ${trial}`).toContain(index);
+    }
+  });
+
+  it("fails cleanly with ERR_READ_QUORUM when more than m shards are lost", async () => {
+    const prng = new Prng(seed + 2);
+    const params = paramsFor(prng, 4, 2, 20_000);
+    const store = await encodeToMemory(prng, params, prng.bytes(20_000));
+    const faults = new Map<number, Fault>([0, 1, 4].map((index) => [index, { atStripe: 1, kind: "error" }]));
+    await expect(collect(decodeRange(params, memorySource(store, params, faults), 0, 20_000))).rejects.toMatchObject({ code: "ERR_READ_QUORUM" });
+  });
+
+  it("commits with up to m failed shard writers and refuses below the write quorum", async () => {
+    const prng = new Prng(seed + 3);
+    const params = paramsFor(prng, 4, 2, 50_000);
+    const data = prng.bytes(50_000);
+    const store = new Map<number, Buffer>();
+    const result = await encodeObject(pieces(data, prng), params, memorySink(store, new Set([5])), { writeQuorum: 5 });
+    expect(result.committed).toBe(5);
+    expect(result.shardErrors[5]).toBeInstanceOf(Error);
+    expect((await collect(decodeRange(params, memorySource(store, params, new Map()), 0, 50_000))).equals(data)).toBe(true);
+    await expect(encodeObject(pieces(data, prng), params, memorySink(new Map(), new Set([1, 3])), { writeQuorum: 5 })).rejects.toMatchObject({
+      code: "ERR_WRITE_QUORUM",
+    });
+  });
+
+  it("refuses a body shorter or longer than declared, committing nothing whole", async () => {
+    const prng = new Prng(seed + 4);
+    const params = paramsFor(prng, 4, 2, 10_000);
+    for (const length of [9_999, 10_001]) {
+      const store = new Map<number, Buffer>();
+      const body = pieces(prng.bytes(length), prng);
+      await expect(encodeObject(body, params, memorySink(store), { writeQuorum: 5 })).rejects.toMatchObject({ code: "ERR_INCOMPLETE_BODY" });
+      expect(store.size, `length ${length}`).toBe(0);
+    }
+  });
+
+  it("observes every body byte in order (for MD5 and checksums)", async () => {
+    const prng = new Prng(seed + 5);
+    const data = prng.bytes(12_345);
+    const seen: Buffer[] = [];
+    await encodeObject(pieces(data, prng), paramsFor(prng, 4, 2, data.length), memorySink(new Map()), {
+      writeQuorum: 6,
+      observe: (piece) => seen.push(Buffer.from(piece)),
+    });
+    expect(Buffer.concat(seen).equals(data)).toBe(true);
+  });
+});
