@@ -34,6 +34,11 @@ export interface StripeRange {
   readonly stripeCount: number;
 }
 
+export interface ReadShardOptions {
+  /** Aborting ends the read (the gateway gave up on this shard and uses parity instead). */
+  readonly signal?: AbortSignal;
+}
+
 export interface ShardLocation {
   readonly shardIndex: number;
   readonly nodeId: string;
@@ -82,7 +87,10 @@ export interface ObjectRecord {
   readonly placement: readonly ShardLocation[];
   /** Multipart parts in order; empty for a plain object. */
   readonly parts: readonly PartRecord[];
-  /** Small objects live here instead of in shards (base64 over HTTP). */
+  /**
+   * Small objects: this disk's whole shard file (header and frames) lives in the record
+   * instead of a shard file, so a small PUT is one write per node (base64 over HTTP).
+   */
   readonly inline?: Buffer;
 }
 
@@ -153,7 +161,7 @@ export interface StorageNode {
    * Streams a whole shard file, or, with `range`, only those frames (no header). Every chunk
    * is verified before it is sent; a corrupt one ends the stream with ERR_SHARD_CHECKSUM.
    */
-  readShard(diskId: string, shard: ShardId, range?: StripeRange): AsyncIterable<Buffer>;
+  readShard(diskId: string, shard: ShardId, range?: StripeRange, options?: ReadShardOptions): AsyncIterable<Buffer>;
   /** Idempotent: true if something was deleted. */
   deleteShard(diskId: string, shard: ShardId): Promise<boolean>;
 
