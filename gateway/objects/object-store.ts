@@ -1,0 +1,204 @@
+/**
+ * The gateway's object layer: buckets, PUT, GET, HEAD, DELETE and listing over erasure-coded
+ * shards on storage nodes. It knows nothing of HTTP or S3 XML (gateway/s3 does) and
+ * throws TesseraErrors, which gateway/s3/errors.ts translates to S3 errors in one place.
+ */
+import { TesseraError } from "../../core/errors.js";
+import type { BucketRecord, ObjectRecord, StorageNode } from "../../core/storage-api.js";
+import { HybridClock, decodeVersionId } from "../hlc.js";
+import type { Cluster } from "./cluster.js";
+import { readObject, type ReadObjectOptions } from "./get-object.js";
+import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
+import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
+import { readRecords, resolveNewest, withTimeout, type ResolvedVersion } from "./versions.js";
+
+/** How long a bucket operation waits for each node. */
+export const BUCKET_OP_TIMEOUT_MS = 5_000;
+
+/** Objects whose shards need rebuilding (missing at write, failed at read); the healer drains it. */
+export interface RepairQueue {
+  enqueue(bucket: string, key: string, reason: string): void;
+}
+
+export interface ObjectStoreOptions {
+  readonly cluster: Cluster;
+  readonly repairs: RepairQueue;
+  readonly clock?: HybridClock;
+  /** Called with errors of background work (garbage collection) that nobody awaits. */
+  readonly onBackgroundError?: (error: unknown, what: string) => void;
+}
+
+export class ObjectStore {
+  readonly #cluster: Cluster;
+  readonly #repairs: RepairQueue;
+  readonly #clock: HybridClock;
+  readonly #onBackgroundError: (error: unknown, what: string) => void;
+  readonly #background = new Set<Promise<void>>();
+
+  constructor(options: ObjectStoreOptions) {
+    this.#cluster = options.cluster;
+    this.#repairs = options.repairs;
+    this.#clock = options.clock ?? new HybridClock();
+    this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+  }
+
+  // --- Buckets: a record on every node; created at a majority, seen if any node has it.
+
+  async #eachNode<T>(run: (node: StorageNode) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
+    return Promise.allSettled(
+      this.#cluster.nodeIds.map((id) => {
+        const node = this.#cluster.node(id);
+        if (node === undefined) return Promise.reject(new Error(`no node ${id}`));
+        return withTimeout(run(node), BUCKET_OP_TIMEOUT_MS, `node ${id}`);
+      }),
+    );
+  }
+
+  #majority(): number {
+    return Math.floor(this.#cluster.nodeIds.length / 2) + 1;
+  }
+
+  async getBucket(name: string): Promise<BucketRecord | undefined> {
+    const results = await this.#eachNode((node) => node.getBucket(name));
+    const found = results.flatMap((result) => (result.status === "fulfilled" && result.value !== undefined ? [result.value] : []));
+    if (found.length > 0) return found.reduce((a, b) => (a.created <= b.created ? a : b));
+    if (results.every((result) => result.status === "rejected")) throw unavailable("no node answered the bucket lookup");
+    return undefined;
+  }
+
+  async createBucket(name: string, now = Date.now()): Promise<"created" | "exists"> {
+    if ((await this.getBucket(name)) !== undefined) return "exists";
+    const results = await this.#eachNode((node) => node.putBucket({ name, created: now }));
+    const stored = results.filter((result) => result.status === "fulfilled").length;
+    if (stored < this.#majority()) throw new TesseraError("ERR_WRITE_QUORUM", `bucket ${name}: stored on ${stored} nodes, ${this.#majority()} needed`);
+    return "created";
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    const page = await this.list({ bucket: name, limit: 1 });
+    if (page.entries.length > 0) throw new TesseraError("ERR_VERSION_CONFLICT", `bucket ${name} is not empty`, { reason: "BucketNotEmpty" });
+    const results = await this.#eachNode((node) => node.deleteBucket(name));
+    if (results.filter((result) => result.status === "fulfilled").length < this.#majority()) throw unavailable(`bucket ${name}: too few nodes answered the delete`);
+  }
+
+  async listBuckets(): Promise<BucketRecord[]> {
+    const results = await this.#eachNode((node) => node.listBuckets());
+    if (results.every((result) => result.status === "rejected")) throw unavailable("no node answered the bucket listing");
+    const byName = new Map<string, BucketRecord>();
+    for (const result of results) {
+      if (result.status !== "fulfilled") continue;
+      for (const bucket of result.value) {
+        const seen = byName.get(bucket.name);
+        if (seen === undefined || bucket.created < seen.created) byName.set(bucket.name, bucket);
+      }
+    }
+    return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async requireBucket(name: string): Promise<void> {
+    if ((await this.getBucket(name)) === undefined) throw new TesseraError("ERR_NOT_FOUND", `bucket ${name} does not exist`, { reason: "NoSuchBucket" });
+  }
+
+  // --- Objects
+
+  async put(input: Omit<PutObjectInput, "versionId">): Promise<PutObjectResult> {
+    await this.requireBucket(input.bucket);
+    const placement = this.#cluster.place(input.bucket, input.key);
+    const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId() });
+    if (result.missingShards.length > 0) this.#repairs.enqueue(input.bucket, input.key, `write missed shards ${result.missingShards.join(",")}`);
+    this.#collectOlder(result.record);
+    return result;
+  }
+
+  /** The version a GET or HEAD serves; ERR_NOT_FOUND when none (or a delete marker). */
+  async resolve(bucket: string, key: string): Promise<ResolvedVersion> {
+    const placement = this.#cluster.place(bucket, key);
+    const reads = await readRecords(this.#cluster, bucket, key, placement.locations);
+    if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
+    const resolved = resolveNewest(reads);
+    if (resolved !== undefined) this.#clock.observe(decodeVersionId(resolved.record.versionId));
+    if (resolved === undefined || resolved.record.deleteMarker) {
+      await this.requireBucket(bucket);
+      throw new TesseraError("ERR_NOT_FOUND", `${bucket}/${key} does not exist`, { reason: "NoSuchKey" });
+    }
+    const missing = placementMissing(resolved);
+    if (missing.length > 0) this.#repairs.enqueue(bucket, key, `records missing on shards ${missing.join(",")}`);
+    return resolved;
+  }
+
+  read(resolved: ResolvedVersion, start: number, end: number): AsyncGenerator<Buffer> {
+    const { bucket, key } = resolved.record;
+    const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`) };
+    return readObject(this.#cluster, resolved, start, end, options);
+  }
+
+  /** Writes a delete marker (S3 DeleteObject succeeds whether or not the key existed). */
+  async delete(bucket: string, key: string): Promise<void> {
+    await this.requireBucket(bucket);
+    const placement = this.#cluster.place(bucket, key);
+    const { k, m, blockSize } = this.#cluster.map.ec;
+    const marker: ObjectRecord = {
+      bucket,
+      key,
+      versionId: this.#clock.nextVersionId(),
+      revision: 1,
+      objectId: placement.objectIdHex,
+      deleteMarker: true,
+      size: 0,
+      etag: "",
+      lastModified: Date.now(),
+      userMetadata: {},
+      systemMetadata: {},
+      ec: { k, m, blockBytes: blockSize, checksumAlgorithm: 1 },
+      placement: placement.locations,
+      parts: [],
+    };
+    await commitRecords(this.#cluster, placement.locations, marker, writeQuorum(k, m));
+    this.#collectOlder(marker);
+  }
+
+  async list(input: ListObjectsInput): Promise<ListObjectsPage> {
+    return listObjects(this.#cluster, input);
+  }
+
+  /** Waits for background garbage collection (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  /**
+   * Superseded versions are garbage: once `newest` is committed, remove older records and
+   * their shards from the disks that hold `newest`. Delete markers stay, so a node that
+   * missed this cannot bring the object back (newest wins everywhere).
+   */
+  #collectOlder(newest: ObjectRecord): void {
+    const work = this.#removeOlder(newest).catch((error: unknown) => this.#onBackgroundError(error, `garbage collection of ${newest.bucket}/${newest.key}`));
+    this.#background.add(work);
+    void work.finally(() => this.#background.delete(work));
+  }
+
+  async #removeOlder(newest: ObjectRecord): Promise<void> {
+    const reads = await readRecords(this.#cluster, newest.bucket, newest.key, newest.placement);
+    for (const read of reads) {
+      const node = this.#cluster.node(read.location.nodeId);
+      for (const record of read.records ?? []) {
+        if (node === undefined || record.versionId >= newest.versionId) continue;
+        if (!record.deleteMarker && record.inline === undefined) {
+          await deleteShards(this.#cluster, record.placement.filter((location) => location.nodeId === read.location.nodeId && location.diskId === read.location.diskId), record.objectId, record.versionId);
+        }
+        await node.deleteRecord(read.location.diskId, record.bucket, record.key, record.versionId);
+      }
+    }
+  }
+}
+
+function unavailable(message: string): TesseraError {
+  return new TesseraError("ERR_NODE_UNAVAILABLE", message);
+}
+
+function placementMissing(resolved: ResolvedVersion): number[] {
+  const { record } = resolved;
+  if (record.deleteMarker) return [];
+  const expected = record.ec.k + record.ec.m;
+  return Array.from({ length: expected }, (_, index) => index).filter((index) => !resolved.holders.has(index));
+}
