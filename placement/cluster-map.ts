@@ -5,6 +5,7 @@
  * `parseClusterMap` validates raw data (from JSON today, YAML later) and returns a frozen,
  * normalized map; every problem is an ERR_INVALID_CLUSTER_MAP naming the exact field.
  */
+import { parse as parseYaml } from "yaml";
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import {
@@ -312,17 +313,19 @@ export function diskKey(nodeId: string, diskId: string): string {
   return `${nodeId}/${diskId}`;
 }
 
-/**
- * YAML maps: the one function to plug the `yaml` package into once it is a dependency
- * (`import { parse } from "yaml"; return parse(text)`). Until then YAML maps are refused.
- */
-function parseYamlText(context: Context): unknown {
-  return fail(context, "YAML maps are not supported yet (the yaml package is not installed); use a .json map");
+/** YAML maps (.yaml/.yml): parsed by the `yaml` package, then validated like JSON ones. */
+function parseYamlText(context: Context, text: string): unknown {
+  try {
+    return parseYaml(text) as unknown;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return fail(context, `not valid YAML: ${reason}`);
+  }
 }
 
 function parseMapText(context: Context, path: string, text: string): unknown {
   const extension = extname(path).toLowerCase();
-  if (extension === ".yaml" || extension === ".yml") return parseYamlText(context);
+  if (extension === ".yaml" || extension === ".yml") return parseYamlText(context, text);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
@@ -331,7 +334,7 @@ function parseMapText(context: Context, path: string, text: string): unknown {
   }
 }
 
-/** Reads, parses and validates a map file (.json; .yaml/.yml once YAML is plugged in). */
+/** Reads, parses and validates a map file (.json, .yaml or .yml). */
 export async function loadClusterMap(path: string): Promise<ClusterMap> {
   const context: Context = { source: path };
   let text: string;

@@ -1,3 +1,4 @@
+import { stringify as yamlStringify } from "yaml";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -207,11 +208,16 @@ describe("loadClusterMap", () => {
     await expect(loadClusterMap(path)).rejects.toThrow(`cluster map ${path}: epoch must be an integer >= 1, got -1`);
   });
 
-  it("refuses YAML until the yaml package is plugged in", async () => {
+  it("loads a YAML map like a JSON one, and names the path of bad YAML", async () => {
     const path = join(directory, "map.yaml");
-    await writeFile(path, "epoch: 1\n");
-    await expect(loadClusterMap(path)).rejects.toThrow(
-      `cluster map ${path}: YAML maps are not supported yet (the yaml package is not installed); use a .json map`,
-    );
+    const raw = validRaw();
+    await writeFile(path, yamlStringify(raw));
+    const fromYaml = await loadClusterMap(path);
+    const jsonPath = join(directory, "same.json");
+    await writeFile(jsonPath, JSON.stringify(raw));
+    expect(fromYaml).toEqual(await loadClusterMap(jsonPath));
+    const bad = join(directory, "bad.yml");
+    await writeFile(bad, "epoch: [1\n");
+    await expect(loadClusterMap(bad)).rejects.toThrow(new RegExp(`^cluster map ${bad}: not valid YAML: `));
   });
 });
