@@ -1,0 +1,382 @@
+/**
+ * A remote storage node as a `StorageNode`: the internal HTTP API (core/internal-api.ts) over
+ * undici, one keep-alive connection pool per node, every request signed with the cluster
+ * secret (core/internal-auth.ts). Shards stream both ways and are never buffered whole.
+ *
+ * Errors: the node's JSON error body becomes the same TesseraError it threw; a node that
+ * cannot be reached or times out becomes ERR_NODE_UNAVAILABLE; a shard stream that breaks
+ * after it started becomes ERR_SHARD_TRUNCATED (the node met a corrupt chunk and cut the
+ * connection, or died). All of that is decided in `translateTransportError` and
+ * `errorFromResponse`, nowhere else.
+ */
+import { Readable } from "node:stream";
+import { Pool, type Dispatcher } from "undici";
+import { assert } from "./assert.js";
+import { TesseraError, isTesseraError, requireArgument } from "./errors.js";
+import {
+  JSON_RESPONSE_BYTES_MAX,
+  bucketFromWire,
+  bucketListFromWire,
+  bucketPath,
+  flagFromWire,
+  isErrorCode,
+  listPageFromWire,
+  nodeHealthFromWire,
+  placementPageFromWire,
+  recordListFromWire,
+  recordToWire,
+  recordsPath,
+  shardPath,
+  ROUTES,
+} from "./internal-api.js";
+import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, sha256Hex, signRequest, type ClusterSecret } from "./internal-auth.js";
+import {
+  NAME_ID_PATTERN,
+  type BucketRecord,
+  type HexId,
+  type ListRecordsOptions,
+  type ListRecordsPage,
+  type NodeHealth,
+  type ObjectRecord,
+  type PlacementPage,
+  type PlacementQuery,
+  type PutRecordResult,
+  type ReadShardOptions,
+  type ShardId,
+  type StorageNode,
+  type StripeRange,
+} from "./storage-api.js";
+
+/** TCP connect to a node: instant on a LAN; 5 s rides out two SYN retransmits before "unavailable". */
+export const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * From the request's end (or the last body write the node was slow to take) to the response
+ * headers. Covers a shard's fsync and rename on a busy disk; longer means a hung node holds a
+ * gateway request that long before it reads parity instead.
+ */
+export const HEADERS_TIMEOUT_MS = 30_000;
+/** Silence between two pieces of a response body while we are reading it (not while we pause). */
+export const BODY_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * Idle keep-alive connections close after this. Must stay below the node's keep-alive
+ * (storage-node/server.ts), or we could send on a socket the node is closing.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
+/** Open connections to one node: one per in-flight request (no pipelining with streamed bodies). */
+export const CONNECTIONS_PER_NODE_MAX = 128;
+/** Bytes of an error body read at most: errors are small JSON; anything bigger is not ours. */
+const ERROR_BODY_BYTES_MAX = 64 * 1024;
+/** Characters of a non-JSON error body quoted in the error message. */
+const ERROR_TEXT_CHARS_SHOWN = 200;
+
+/** undici error codes that mean "the node is not reachable or stopped answering". */
+const UNAVAILABLE_CODES = new Set([
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_DESTROYED",
+  "UND_ERR_INFO",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+export interface HttpNodeClientOptions {
+  readonly nodeId: string;
+  /** The node's base URL, e.g. http://127.0.0.1:9101 (an origin: no path). */
+  readonly url: string;
+  readonly secret: ClusterSecret;
+  readonly connectionsMax?: number;
+  readonly connectTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly bodyIdleTimeoutMs?: number;
+}
+
+type RequestBody =
+  | { readonly kind: "none" }
+  | { readonly kind: "json"; readonly value: unknown }
+  | { readonly kind: "stream"; readonly source: TrackedSource; readonly declaredBytes: number };
+
+/** Wraps a caller's body so that, if it throws, we report its error rather than undici's. */
+class TrackedSource {
+  failure: { error: unknown } | undefined;
+  readonly #source: AsyncIterable<Buffer>;
+
+  constructor(source: AsyncIterable<Buffer>) {
+    this.#source = source;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    try {
+      yield* this.#source;
+    } catch (error) {
+      this.failure = { error };
+      throw error;
+    }
+  }
+}
+
+function errorCodeOf(error: unknown): string | undefined {
+  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") return error.code;
+  return undefined;
+}
+
+function positiveOption(value: number | undefined, fallback: number, name: string): number {
+  const chosen = value ?? fallback;
+  requireArgument(Number.isSafeInteger(chosen) && chosen > 0, name, `must be a positive integer, got ${chosen}`);
+  return chosen;
+}
+
+function parseOrigin(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `url: not a URL: ${url}`, { option: "url" });
+  }
+  requireArgument(parsed.protocol === "http:" || parsed.protocol === "https:", "url", `must be http: or https:, got ${parsed.protocol}`);
+  requireArgument(parsed.pathname === "/" && parsed.search === "" && parsed.hash === "", "url", `must be an origin without a path, got ${url}`);
+  return parsed.origin;
+}
+
+export class HttpNodeClient implements StorageNode {
+  readonly nodeId: string;
+  readonly url: string;
+  readonly #pool: Pool;
+  readonly #secret: ClusterSecret;
+
+  constructor(options: HttpNodeClientOptions) {
+    requireArgument(NAME_ID_PATTERN.test(options.nodeId), "nodeId", `must match ${NAME_ID_PATTERN}, got ${JSON.stringify(options.nodeId)}`);
+    this.nodeId = options.nodeId;
+    this.url = parseOrigin(options.url);
+    this.#secret = options.secret;
+    this.#pool = new Pool(this.url, {
+      connections: positiveOption(options.connectionsMax, CONNECTIONS_PER_NODE_MAX, "connectionsMax"),
+      connectTimeout: positiveOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
+      headersTimeout: positiveOption(options.headersTimeoutMs, HEADERS_TIMEOUT_MS, "headersTimeoutMs"),
+      bodyTimeout: positiveOption(options.bodyIdleTimeoutMs, BODY_IDLE_TIMEOUT_MS, "bodyIdleTimeoutMs"),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      strictContentLength: true,
+    });
+  }
+
+  /** Closes the pool's connections once in-flight requests finish. */
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+
+  // --- Shards ---------------------------------------------------------------------------
+
+  async writeShard(diskId: string, shard: ShardId, body: AsyncIterable<Buffer>, declaredBytes: number): Promise<void> {
+    requireArgument(Number.isSafeInteger(declaredBytes) && declaredBytes >= 0, "declaredBytes", `must be a whole number >= 0, got ${declaredBytes}`);
+    const response = await this.#request("PUT", shardPath(diskId, shard), { kind: "stream", source: new TrackedSource(body), declaredBytes });
+    await response.body.dump();
+  }
+
+  async *readShard(diskId: string, shard: ShardId, range?: StripeRange, options?: ReadShardOptions): AsyncGenerator<Buffer> {
+    const response = await this.#request("GET", shardPath(diskId, shard, range), { kind: "none" }, options?.signal);
+    let receivedBytes = 0;
+    try {
+      for await (const piece of response.body as AsyncIterable<Buffer>) {
+        receivedBytes += piece.length;
+        yield piece;
+      }
+    } catch (error) {
+      if (options?.signal?.aborted === true) throw error; // the caller gave up; not the node's fault
+      throw this.#brokenStream(error, { diskId, receivedBytes });
+    }
+  }
+
+  async deleteShard(diskId: string, shard: ShardId): Promise<boolean> {
+    return flagFromWire(await this.#json("DELETE", shardPath(diskId, shard), { kind: "none" }), "deleted");
+  }
+
+  // --- Records --------------------------------------------------------------------------
+
+  async putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult> {
+    const body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value: recordToWire(record) });
+    const result = typeof body === "object" && body !== null && "result" in body ? body.result : undefined;
+    if (result !== "stored" && result !== "unchanged" && result !== "superseded") throw this.#badResponse("putRecord: result is not stored/unchanged/superseded");
+    return result;
+  }
+
+  async getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {
+    return recordListFromWire(await this.#json("POST", recordsPath(diskId, "get"), { kind: "json", value: { bucket, key } }), "records");
+  }
+
+  async deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean> {
+    const body = await this.#json("POST", recordsPath(diskId, "delete"), { kind: "json", value: { bucket, key, versionId } });
+    return flagFromWire(body, "deleted");
+  }
+
+  async listRecords(diskId: string, options: ListRecordsOptions): Promise<ListRecordsPage> {
+    return listPageFromWire(await this.#json("POST", recordsPath(diskId, "list"), { kind: "json", value: options }));
+  }
+
+  async listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage> {
+    return placementPageFromWire(await this.#json("POST", recordsPath(diskId, "by-placement"), { kind: "json", value: query }));
+  }
+
+  // --- Buckets and health ---------------------------------------------------------------------
+
+  async putBucket(bucket: BucketRecord): Promise<void> {
+    const response = await this.#request("PUT", bucketPath(bucket.name), { kind: "json", value: { created: bucket.created } });
+    await response.body.dump();
+  }
+
+  async getBucket(name: string): Promise<BucketRecord | undefined> {
+    const body = await this.#json("GET", bucketPath(name), { kind: "none" });
+    const bucket = typeof body === "object" && body !== null && "bucket" in body ? body.bucket : undefined;
+    return bucket === null || bucket === undefined ? undefined : bucketFromWire(bucket);
+  }
+
+  async deleteBucket(name: string): Promise<boolean> {
+    return flagFromWire(await this.#json("DELETE", bucketPath(name), { kind: "none" }), "deleted");
+  }
+
+  async listBuckets(): Promise<BucketRecord[]> {
+    return bucketListFromWire(await this.#json("GET", bucketPath(), { kind: "none" }));
+  }
+
+  async health(): Promise<NodeHealth> {
+    return nodeHealthFromWire(await this.#json("GET", ROUTES.health, { kind: "none" }));
+  }
+
+  /** The node's Prometheus metrics, as text (signed like every other request). */
+  async metrics(): Promise<string> {
+    const response = await this.#request("GET", ROUTES.metrics, { kind: "none" });
+    return (await readBounded(response.body, JSON_RESPONSE_BYTES_MAX)).toString("utf8");
+  }
+
+  // --- Transport --------------------------------------------------------------------------------
+
+  async #json(method: Dispatcher.HttpMethod, path: string, body: RequestBody): Promise<unknown> {
+    const response = await this.#request(method, path, body);
+    let bytes: Buffer;
+    try {
+      bytes = await readBounded(response.body, JSON_RESPONSE_BYTES_MAX);
+    } catch (error) {
+      throw this.#translateTransportError(error, undefined);
+    }
+    try {
+      return JSON.parse(bytes.toString("utf8")) as unknown;
+    } catch {
+      throw this.#badResponse(`${method} ${path}: response is not JSON`);
+    }
+  }
+
+  /** Sends one signed request; returns the response if it is a success, else throws its error. */
+  async #request(method: Dispatcher.HttpMethod, path: string, body: RequestBody, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const { headers, payload } = this.#prepare(method, path, body);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.#pool.request({ method, path, headers, body: payload, signal: signal ?? null });
+    } catch (error) {
+      if (signal?.aborted === true) throw error; // the caller gave up; not the node's fault
+      throw this.#translateTransportError(error, body.kind === "stream" ? body.source : undefined);
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300) return response;
+    throw await this.#errorFromResponse(response, `${method} ${path}`);
+  }
+
+  #prepare(method: string, path: string, body: RequestBody): { headers: Record<string, string>; payload: Readable | Buffer | null } {
+    assert(path.startsWith("/v1/") || path === ROUTES.metrics, "requests go to internal API paths only");
+    if (body.kind === "none") {
+      return { headers: signRequest(this.#secret, { nodeId: this.nodeId, method, pathAndQuery: path, contentSha256: EMPTY_BODY_SHA256 }), payload: null };
+    }
+    if (body.kind === "json") {
+      const json = Buffer.from(JSON.stringify(body.value), "utf8");
+      const signed = signRequest(this.#secret, { nodeId: this.nodeId, method, pathAndQuery: path, contentSha256: sha256Hex(json) });
+      return { headers: { ...signed, "content-type": "application/json" }, payload: json };
+    }
+    const contentLength = String(body.declaredBytes);
+    const signed = signRequest(this.#secret, { nodeId: this.nodeId, method, pathAndQuery: path, contentSha256: UNSIGNED_STREAMING, contentLength });
+    const headers = { ...signed, "content-type": "application/octet-stream", "content-length": contentLength };
+    return { headers, payload: Readable.from(body.source, { objectMode: false }) };
+  }
+
+  /** The one place a failed exchange becomes a TesseraError. */
+  #translateTransportError(error: unknown, source: TrackedSource | undefined): Error {
+    if (source?.failure !== undefined) {
+      const cause = source.failure.error;
+      return cause instanceof Error ? cause : new Error(String(cause));
+    }
+    if (isTesseraError(error)) return error;
+    const code = errorCodeOf(error);
+    if (code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH") {
+      return new TesseraError("ERR_INCOMPLETE_BODY", `node ${this.nodeId}: the shard body did not match its declared length`, { nodeId: this.nodeId }, { cause: error });
+    }
+    // Anything else undici throws is also a failed exchange with this node; the known codes
+    // are listed so a reader sees what "unavailable" covers, and go into the details.
+    const reason = error instanceof Error ? error.message : String(error);
+    return new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId} (${this.url}): ${reason}`, { nodeId: this.nodeId, url: this.url, cause: code, known: code !== undefined && UNAVAILABLE_CODES.has(code) }, { cause: error });
+  }
+
+  /** A shard stream that broke after its headers arrived. */
+  #brokenStream(error: unknown, where: { diskId: string; receivedBytes: number }): TesseraError {
+    const code = errorCodeOf(error);
+    if (code === "UND_ERR_BODY_TIMEOUT") return this.#translateTransportError(error, undefined) as TesseraError;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new TesseraError(
+      "ERR_SHARD_TRUNCATED",
+      `node ${this.nodeId} disk ${where.diskId}: shard stream broke after ${where.receivedBytes} bytes (${reason})`,
+      { nodeId: this.nodeId, diskId: where.diskId, receivedBytes: where.receivedBytes, cause: code },
+      { cause: error },
+    );
+  }
+
+  async #errorFromResponse(response: Dispatcher.ResponseData, what: string): Promise<TesseraError> {
+    let text = "";
+    try {
+      text = (await readBounded(response.body, ERROR_BODY_BYTES_MAX)).toString("utf8");
+    } catch {
+      // The status alone still says what happened.
+    }
+    const wire = parseWireError(text);
+    const details = { ...(wire?.details ?? {}), nodeId: this.nodeId, status: response.statusCode };
+    if (wire !== undefined && isErrorCode(wire.code)) return new TesseraError(wire.code, wire.message, details);
+    const shown = text.slice(0, ERROR_TEXT_CHARS_SHOWN);
+    const message = `node ${this.nodeId}: ${what} answered HTTP ${response.statusCode}: ${shown}`;
+    if (response.statusCode === 401) return new TesseraError("ERR_UNAUTHORIZED", message, details);
+    if (response.statusCode >= 500) return new TesseraError("ERR_NODE_UNAVAILABLE", message, details);
+    return new TesseraError("ERR_INVALID_ARGUMENT", message, details);
+  }
+
+  #badResponse(problem: string): TesseraError {
+    return new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId}: bad response: ${problem}`, { nodeId: this.nodeId });
+  }
+}
+
+function parseWireError(text: string): { code: unknown; message: string; details: Record<string, unknown> } | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null || !("code" in value)) return undefined;
+    const message = "message" in value && typeof value.message === "string" ? value.message : "";
+    const details = "details" in value && typeof value.details === "object" && value.details !== null ? (value.details as Record<string, unknown>) : {};
+    return { code: value.code, message, details };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads a whole response body, refusing more than `limit` bytes. */
+async function readBounded(body: Dispatcher.ResponseData["body"], limit: number): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let total = 0;
+  for await (const piece of body as AsyncIterable<Buffer>) {
+    total += piece.length;
+    if (total > limit) {
+      body.destroy();
+      throw new TesseraError("ERR_NODE_UNAVAILABLE", `response body over ${limit} bytes`, { limit });
+    }
+    pieces.push(piece);
+  }
+  return Buffer.concat(pieces, total);
+}
