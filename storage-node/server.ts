@@ -1,0 +1,420 @@
+/**
+ * The storage node's internal HTTP API (routes in core/internal-api.ts) over any
+ * StorageNode — in production a LocalNode. Order of work for every request: check the
+ * signature (401 before anything is read or touched), validate every path id, then call the
+ * node. Shard bodies stream straight into `writeShard` and out of `readShard`; JSON bodies
+ * are bounded by RECORD_BODY_BYTES_MAX and held to their signed hash.
+ */
+import type { IncomingMessage } from "node:http";
+import { Readable } from "node:stream";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { AssertionError, assert } from "../core/assert.js";
+import { TesseraError, isTesseraError } from "../core/errors.js";
+import {
+  HTTP_STATUS_BY_CODE,
+  RECORD_BODY_BYTES_MAX,
+  ROUTES,
+  SHARD_FILE_BYTES_MAX,
+  bucketCreatedFromWire,
+  listOptionsFromWire,
+  parseBucketName,
+  parseDiskId,
+  parseShardParams,
+  parseStripeRange,
+  placementQueryFromWire,
+  recordFromWire,
+  recordKeyFromWire,
+  recordToWire,
+  recordVersionFromWire,
+  type ShardParams,
+  type WireError,
+} from "../core/internal-api.js";
+import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, checkBodyHash, type RequestVerifier } from "../core/internal-auth.js";
+import type { ObjectRecord, StorageNode } from "../core/storage-api.js";
+import { NodeMetrics } from "./metrics.js";
+
+/** Keep-alive of idle connections; above the client's KEEP_ALIVE_TIMEOUT_MS so the client closes first. */
+export const SERVER_KEEP_ALIVE_MS = 65_000;
+/** Time to receive a request's headers: bounds slow-header (slowloris) connections. */
+export const SERVER_HEADERS_TIMEOUT_MS = 20_000;
+/**
+ * A socket with no traffic either way for this long is closed: a stalled upload frees its
+ * temporary file. No whole-request limit: a large shard legitimately takes long.
+ */
+export const SOCKET_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * After refusing an upload early, its unread body is drained (so the refusal is not lost to a
+ * connection reset) for at most this long after the response went out; then the socket is cut.
+ */
+export const UNREAD_BODY_LINGER_MS = 2_000;
+/** On shutdown, in-flight requests get this long to finish before their connections are cut. */
+export const SHUTDOWN_DRAIN_MS = 3_000;
+/** After cutting connections, aborted writes get this long to remove their temporary files. */
+export const SHUTDOWN_ABORT_MS = 1_500;
+
+/** What a route's request body is, checked against the signed content hash. */
+type BodyKind = "none" | "json" | "stream";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    body?: BodyKind;
+  }
+}
+
+export interface StorageServerOptions {
+  readonly node: StorageNode;
+  readonly verifier: RequestVerifier;
+  readonly logger: Logger;
+  /** Called on a broken invariant (a bug): the process should log and exit. */
+  readonly onFatal: (error: Error) => void;
+}
+
+type StripeQuery = { first?: string; count?: string };
+
+/** Maps any error to its status and JSON body; TesseraErrors through the one code table. */
+function toWireError(error: unknown): { status: number; body: WireError } {
+  if (isTesseraError(error)) {
+    return { status: HTTP_STATUS_BY_CODE[error.code], body: { code: error.code, message: error.message, details: { ...error.details } } };
+  }
+  const statusCode = typeof error === "object" && error !== null && "statusCode" in error ? error.statusCode : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  // Fastify's own refusals (body too large, bad content type, ...) are the client's fault.
+  if (typeof statusCode === "number" && statusCode >= 400 && statusCode < 500) {
+    return { status: statusCode, body: { code: "ERR_INVALID_ARGUMENT", message, details: {} } };
+  }
+  return { status: 500, body: { code: "ERR_INTERNAL", message, details: {} } };
+}
+
+function invalidBody(problem: string): TesseraError {
+  return new TesseraError("ERR_INVALID_ARGUMENT", `body: ${problem}`, { field: "body" });
+}
+
+function unauthorized(reason: string): TesseraError {
+  return new TesseraError("ERR_UNAUTHORIZED", `internal request refused: ${reason}`, { reason });
+}
+
+/** Content-Length of a shard PUT: required, decimal, within SHARD_FILE_BYTES_MAX. */
+function declaredShardBytes(request: FastifyRequest): number {
+  if (request.headers["transfer-encoding"] !== undefined) {
+    throw new TesseraError("ERR_INVALID_ARGUMENT", "shard body: chunked transfer encoding is refused; send Content-Length", { field: "content-length" });
+  }
+  const header = request.headers["content-length"];
+  if (header === undefined || !/^[0-9]{1,16}$/.test(header)) {
+    throw new TesseraError("ERR_INVALID_ARGUMENT", "shard body: a decimal Content-Length is required", { field: "content-length" });
+  }
+  const declared = Number(header);
+  if (declared > SHARD_FILE_BYTES_MAX) {
+    throw new TesseraError("ERR_SHARD_TOO_LONG", `shard body: Content-Length ${declared} is over the largest shard file (${SHARD_FILE_BYTES_MAX} bytes)`, {
+      declaredBytes: declared,
+      limit: SHARD_FILE_BYTES_MAX,
+    });
+  }
+  return declared;
+}
+
+/**
+ * The request body as the node's writeShard reads it. The socket stays open if the node stops
+ * reading early (destroyOnReturn: false), so the error response can still reach the client.
+ */
+async function* shardBody(raw: IncomingMessage, declaredBytes: number, metrics: NodeMetrics): AsyncGenerator<Buffer> {
+  let receivedBytes = 0;
+  try {
+    for await (const piece of raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      receivedBytes += piece.length;
+      metrics.shardBytesReceived.inc(piece.length);
+      yield piece;
+    }
+  } catch (error) {
+    metrics.shardStreamsBroken.inc({ direction: "in" });
+    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body broke after ${receivedBytes} of ${declaredBytes} bytes (client went away)`, { receivedBytes, declaredBytes }, { cause: error });
+  }
+  // node:http ends a body at Content-Length and errors on an early close; this is the backstop.
+  if (receivedBytes !== declaredBytes) {
+    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body ended after ${receivedBytes} of ${declaredBytes} bytes`, { receivedBytes, declaredBytes });
+  }
+}
+
+/** Serves the rest of a shard whose first piece is already read; counts and logs a break. */
+async function* restOfShard(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>, metrics: NodeMetrics, log: FastifyBaseLogger): AsyncGenerator<Buffer> {
+  try {
+    for (let next = first; next.done !== true; next = await rest.next()) {
+      metrics.shardBytesSent.inc(next.value.length);
+      yield next.value;
+    }
+  } catch (error) {
+    // Headers are out: fastify destroys the socket, and the client sees a broken stream.
+    metrics.shardStreamsBroken.inc({ direction: "out" });
+    log.warn({ err: error }, "shard stream broke mid-response; connection cut");
+    throw error;
+  } finally {
+    await rest.return?.();
+  }
+}
+
+export class StorageServer {
+  readonly app: FastifyInstance;
+  readonly metrics: NodeMetrics;
+  readonly #node: StorageNode;
+  readonly #verifier: RequestVerifier;
+  readonly #log: Logger;
+  readonly #onFatal: (error: Error) => void;
+  /** Signed content hashes of requests in flight, for the JSON parser to check. */
+  readonly #signedHashes = new WeakMap<IncomingMessage, string>();
+  /** Node operations in flight, awaited (bounded) on shutdown before the node closes. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: StorageServerOptions) {
+    this.#node = options.node;
+    this.#verifier = options.verifier;
+    this.#log = options.logger;
+    this.#onFatal = options.onFatal;
+    this.metrics = new NodeMetrics(options.node);
+    this.app = Fastify({
+      // pino's Logger is what fastify's base logger type describes; the cast only widens it.
+      loggerInstance: options.logger as FastifyBaseLogger,
+      // Per-request lines would drown the log at shard rates; metrics count requests instead.
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: RECORD_BODY_BYTES_MAX,
+      keepAliveTimeout: SERVER_KEEP_ALIVE_MS,
+      connectionTimeout: SOCKET_IDLE_TIMEOUT_MS,
+      requestTimeout: 0,
+      forceCloseConnections: "idle",
+      return503OnClosing: true,
+      // No implicit HEAD routes: every route the node answers is listed in core/internal-api.ts.
+      exposeHeadRoutes: false,
+    });
+    this.app.server.headersTimeout = SERVER_HEADERS_TIMEOUT_MS;
+    this.#installHooks();
+    this.#installJsonParser();
+    this.#installShardRoutes();
+    this.#installRecordRoutes();
+    this.#installBucketRoutes();
+    this.#installNodeRoutes();
+  }
+
+  /** Listens; returns the URL actually bound (port 0 picks a free port). */
+  async listen(host: string, port: number): Promise<{ url: string; port: number }> {
+    await this.app.listen({ host, port });
+    const address = this.app.server.address();
+    assert(address !== null && typeof address === "object", "a listening TCP server has an address");
+    const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return { url: `http://${shownHost}:${address.port}`, port: address.port };
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for SHUTDOWN_DRAIN_MS, then cuts the
+   * connections left (their writes abort and remove their temporary files) and waits up to
+   * SHUTDOWN_ABORT_MS for them. Never rejects; safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const closed = this.app.close().catch((error: unknown) => this.#log.warn({ err: error }, "closing the HTTP server failed"));
+    const drained = Promise.all([closed, this.#settled()]);
+    if (await withinMs(drained, SHUTDOWN_DRAIN_MS)) return;
+    this.#log.warn({ inFlight: this.#inFlight.size }, `in-flight requests still running after ${SHUTDOWN_DRAIN_MS} ms: cutting their connections`);
+    this.app.server.closeAllConnections();
+    if (!(await withinMs(drained, SHUTDOWN_ABORT_MS))) {
+      this.#log.error({ inFlight: this.#inFlight.size }, `node operations still running ${SHUTDOWN_ABORT_MS} ms after the cut; closing anyway`);
+    }
+  }
+
+  async #settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Runs one node operation, tracked so shutdown can wait for it. */
+  async #call<T>(operation: Promise<T>): Promise<T> {
+    this.#inFlight.add(operation);
+    try {
+      return await operation;
+    } finally {
+      this.#inFlight.delete(operation);
+    }
+  }
+
+  // --- Hooks: auth first, metrics last, errors in one handler ----------------------------
+
+  #installHooks(): void {
+    this.app.addHook("onRequest", async (request) => {
+      const signed = this.#authenticate(request);
+      this.#signedHashes.set(request.raw, signed);
+    });
+    this.app.addHook("onSend", async (_request, reply, payload) => {
+      // While closing, every connection ends with its response instead of idling in keep-alive.
+      if (this.#closing !== undefined) reply.header("connection", "close");
+      return payload;
+    });
+    this.app.addHook("onResponse", async (request, reply) => {
+      const route = request.routeOptions.url ?? "unmatched";
+      this.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+      this.metrics.requestSeconds.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+    });
+    this.app.setErrorHandler((error, request, reply) => this.#replyError(error, request, reply));
+    this.app.setNotFoundHandler((request, reply) => {
+      const error = new TesseraError("ERR_INVALID_ARGUMENT", `no such route: ${request.method} ${request.url}`, { method: request.method });
+      this.#replyError(error, request, reply);
+    });
+  }
+
+  /** Checks the signature and that the signed body kind is the route's; returns the signed hash. */
+  #authenticate(request: FastifyRequest): string {
+    let signed: string;
+    try {
+      signed = this.#verifier.verify(request.method, request.raw.url ?? "", request.headers);
+    } catch (error) {
+      if (isTesseraError(error, "ERR_UNAUTHORIZED")) this.metrics.authFailures.inc();
+      throw error;
+    }
+    const kind = request.routeOptions.config.body ?? "none";
+    if (kind === "stream" && signed !== UNSIGNED_STREAMING) throw unauthorized(`a shard body is signed as ${UNSIGNED_STREAMING}`);
+    if (kind === "json" && signed === UNSIGNED_STREAMING) throw unauthorized("a JSON body must be signed with its SHA-256");
+    if (kind === "none") {
+      const length = request.headers["content-length"];
+      const hasBody = (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined;
+      if (hasBody || signed !== EMPTY_BODY_SHA256) throw unauthorized("this route takes no body; sign the empty body");
+    }
+    return signed;
+  }
+
+  #replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+    const { status, body } = toWireError(error);
+    if (error instanceof AssertionError) {
+      this.#log.fatal({ err: error }, "invariant broken");
+      this.#onFatal(error);
+    } else if (status >= 500) {
+      this.#log.error({ err: error, route: request.routeOptions.url }, "request failed");
+    } else {
+      this.#log.debug({ code: body.code, message: body.message, route: request.routeOptions.url }, "request refused");
+    }
+    if (!request.raw.complete) {
+      // An unread body (an early refusal of an upload): drain it rather than close with
+      // unread bytes, which would reset the connection and lose this response; then close.
+      reply.header("connection", "close");
+      request.raw.resume();
+      reply.raw.once("finish", () => setTimeout(() => request.raw.socket.destroy(), UNREAD_BODY_LINGER_MS).unref());
+    }
+    if (!reply.sent) void reply.code(status).send(body);
+  }
+
+  /** JSON bodies: bounded, held to their signed SHA-256, then parsed. */
+  #installJsonParser(): void {
+    this.app.removeContentTypeParser("application/json");
+    this.app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: RECORD_BODY_BYTES_MAX }, (request, body, done) => {
+      try {
+        assert(Buffer.isBuffer(body), "parseAs buffer gives a Buffer");
+        checkBodyHash(this.#signedHashes.get(request.raw) ?? "", body);
+        done(null, JSON.parse(body.toString("utf8")));
+      } catch (error) {
+        done(error instanceof SyntaxError ? invalidBody("not valid JSON") : (error as Error));
+      }
+    });
+  }
+
+  // --- Routes ------------------------------------------------------------------------------
+
+  #installShardRoutes(): void {
+    void this.app.register(async (scope) => {
+      // The shard PUT body is not parsed at all: the handler streams request.raw to the node.
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+      scope.put<{ Params: ShardParams }>(ROUTES.shard, { config: { body: "stream" } }, async (request, reply) => {
+        const { diskId, shard } = parseShardParams(request.params);
+        const declaredBytes = declaredShardBytes(request);
+        await this.#call(this.#node.writeShard(diskId, shard, shardBody(request.raw, declaredBytes, this.metrics), declaredBytes));
+        return reply.code(204).send();
+      });
+    });
+    this.app.get<{ Params: ShardParams; Querystring: StripeQuery }>(ROUTES.shard, async (request, reply) => {
+      const { diskId, shard } = parseShardParams(request.params);
+      const range = parseStripeRange(request.query);
+      // A client that goes away ends the node's read (it closes its file) at once.
+      const abandoned = new AbortController();
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) abandoned.abort();
+      });
+      const iterator = this.#node.readShard(diskId, shard, range, { signal: abandoned.signal })[Symbol.asyncIterator]();
+      // Read the first piece before the headers, so a missing shard is a 404, not a cut stream.
+      const first = await this.#call(iterator.next());
+      const body = Readable.from(restOfShard(first, iterator, this.metrics, request.log), { objectMode: false });
+      return reply.code(200).type("application/octet-stream").send(body);
+    });
+    this.app.delete<{ Params: ShardParams }>(ROUTES.shard, async (request) => {
+      const { diskId, shard } = parseShardParams(request.params);
+      return { deleted: await this.#call(this.#node.deleteShard(diskId, shard)) };
+    });
+  }
+
+  #installRecordRoutes(): void {
+    const json = { config: { body: "json" as const } };
+    type DiskParams = { Params: { diskId?: string }; Body: unknown };
+    const toWire = (records: readonly ObjectRecord[]) => records.map(recordToWire);
+    this.app.put<DiskParams>(ROUTES.recordPut, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      return { result: await this.#call(this.#node.putRecord(diskId, recordFromWire(request.body))) };
+    });
+    this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      const { bucket, key } = recordKeyFromWire(request.body);
+      return { records: toWire(await this.#call(this.#node.getRecords(diskId, bucket, key))) };
+    });
+    this.app.post<DiskParams>(ROUTES.recordDelete, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      const { bucket, key, versionId } = recordVersionFromWire(request.body);
+      return { deleted: await this.#call(this.#node.deleteRecord(diskId, bucket, key, versionId)) };
+    });
+    this.app.post<DiskParams>(ROUTES.recordList, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      const page = await this.#call(this.#node.listRecords(diskId, listOptionsFromWire(request.body)));
+      return { ...page, records: toWire(page.records) };
+    });
+    this.app.post<DiskParams>(ROUTES.recordByPlacement, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      const page = await this.#call(this.#node.listRecordsByPlacement(diskId, placementQueryFromWire(request.body)));
+      return { ...page, records: toWire(page.records) };
+    });
+  }
+
+  #installBucketRoutes(): void {
+    type BucketParams = { Params: { bucket?: string }; Body: unknown };
+    this.app.put<BucketParams>(ROUTES.bucket, { config: { body: "json" } }, async (request, reply) => {
+      const name = parseBucketName(request.params.bucket);
+      await this.#call(this.#node.putBucket({ name, created: bucketCreatedFromWire(request.body) }));
+      return reply.code(204).send();
+    });
+    this.app.get<BucketParams>(ROUTES.bucket, async (request) => {
+      const bucket = await this.#call(this.#node.getBucket(parseBucketName(request.params.bucket)));
+      return { bucket: bucket ?? null };
+    });
+    this.app.delete<BucketParams>(ROUTES.bucket, async (request) => {
+      return { deleted: await this.#call(this.#node.deleteBucket(parseBucketName(request.params.bucket))) };
+    });
+    this.app.get(ROUTES.buckets, async () => ({ buckets: await this.#call(this.#node.listBuckets()) }));
+  }
+
+  #installNodeRoutes(): void {
+    this.app.get(ROUTES.health, async () => this.#call(this.#node.health()));
+    this.app.get(ROUTES.metrics, async (_request, reply) => {
+      const text = await this.#call(this.metrics.render());
+      return reply.type(this.metrics.contentType).send(text);
+    });
+  }
+}
+
+/** True if `promise` settles within `ms`. */
+async function withinMs(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
