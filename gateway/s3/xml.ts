@@ -49,8 +49,11 @@ export function s3UrlEncode(value: string): string {
     .replace(/%20/g, "+");
 }
 
-function encoder(encodingType: "url" | undefined): (value: string | undefined) => string | undefined {
-  return (value) => (value === undefined || encodingType === undefined ? value : s3UrlEncode(value));
+type Encode = <T extends string | undefined>(value: T) => T;
+
+/** The identity, or s3UrlEncode when the client asked for encoding-type=url. */
+function encoder(encodingType: "url" | undefined): Encode {
+  return <T extends string | undefined>(value: T): T => (value === undefined || encodingType === undefined ? value : (s3UrlEncode(value) as T));
 }
 
 export interface Owner {
@@ -112,7 +115,7 @@ export interface ObjectEntry {
   checksumAlgorithm?: ChecksumAlgorithm;
 }
 
-function contentsXml(entries: readonly ObjectEntry[], encode: (value: string) => string | undefined, withOwner: boolean): string {
+function contentsXml(entries: readonly ObjectEntry[], encode: Encode, withOwner: boolean): string {
   return entries
     .map((entry) => {
       const owner = withOwner && entry.owner !== undefined ? ownerXml(entry.owner) : "";
@@ -124,7 +127,7 @@ function contentsXml(entries: readonly ObjectEntry[], encode: (value: string) =>
     .join("");
 }
 
-function commonPrefixesXml(prefixes: readonly string[], encode: (value: string) => string | undefined): string {
+function commonPrefixesXml(prefixes: readonly string[], encode: Encode): string {
   return prefixes.map((prefix) => `<CommonPrefixes>${element("Prefix", encode(prefix))}</CommonPrefixes>`).join("");
 }
 
@@ -144,18 +147,18 @@ export interface ListObjectsV2Input {
 }
 
 export function listObjectsV2Xml(input: ListObjectsV2Input): string {
-  const encode = encoder(input.encodingType) as (value: string) => string | undefined;
+  const encode = encoder(input.encodingType);
   const body =
     element("Name", input.bucket) +
     element("Prefix", encode(input.prefix)) +
-    element("Delimiter", encoder(input.encodingType)(input.delimiter)) +
+    element("Delimiter", encode(input.delimiter)) +
     element("MaxKeys", input.maxKeys) +
     element("EncodingType", input.encodingType) +
     element("KeyCount", input.contents.length + input.commonPrefixes.length) +
     element("IsTruncated", input.isTruncated) +
     element("ContinuationToken", input.continuationToken) +
     element("NextContinuationToken", input.nextContinuationToken) +
-    element("StartAfter", encoder(input.encodingType)(input.startAfter)) +
+    element("StartAfter", encode(input.startAfter)) +
     contentsXml(input.contents, encode, input.fetchOwner) +
     commonPrefixesXml(input.commonPrefixes, encode);
   return document("ListBucketResult", body);
@@ -176,15 +179,14 @@ export interface ListObjectsV1Input {
 }
 
 export function listObjectsV1Xml(input: ListObjectsV1Input): string {
-  const encodeOptional = encoder(input.encodingType);
-  const encode = encodeOptional as (value: string) => string | undefined;
+  const encode = encoder(input.encodingType);
   const body =
     element("Name", input.bucket) +
     element("Prefix", encode(input.prefix)) +
     element("Marker", encode(input.marker ?? "")) +
-    element("NextMarker", encodeOptional(input.nextMarker)) +
+    element("NextMarker", encode(input.nextMarker)) +
     element("MaxKeys", input.maxKeys) +
-    element("Delimiter", encodeOptional(input.delimiter)) +
+    element("Delimiter", encode(input.delimiter)) +
     element("EncodingType", input.encodingType) +
     element("IsTruncated", input.isTruncated) +
     contentsXml(input.contents, encode, true) +
@@ -303,8 +305,7 @@ export interface ListMultipartUploadsInput {
 }
 
 export function listMultipartUploadsResultXml(input: ListMultipartUploadsInput): string {
-  const encodeOptional = encoder(input.encodingType);
-  const encode = encodeOptional as (value: string) => string | undefined;
+  const encode = encoder(input.encodingType);
   const uploads = input.uploads
     .map((upload) => {
       const initiator = `<Initiator>${element("ID", upload.owner.id)}${element("DisplayName", upload.owner.displayName)}</Initiator>`;
@@ -315,10 +316,10 @@ export function listMultipartUploadsResultXml(input: ListMultipartUploadsInput):
     element("Bucket", input.bucket) +
     element("KeyMarker", encode(input.keyMarker ?? "")) +
     element("UploadIdMarker", input.uploadIdMarker ?? "") +
-    element("NextKeyMarker", encodeOptional(input.nextKeyMarker)) +
+    element("NextKeyMarker", encode(input.nextKeyMarker)) +
     element("NextUploadIdMarker", input.nextUploadIdMarker) +
     element("Prefix", encode(input.prefix)) +
-    element("Delimiter", encodeOptional(input.delimiter)) +
+    element("Delimiter", encode(input.delimiter)) +
     element("MaxUploads", input.maxUploads) +
     element("EncodingType", input.encodingType) +
     element("IsTruncated", input.isTruncated) +
