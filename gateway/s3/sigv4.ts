@@ -299,7 +299,7 @@ export function parseAuthorizationHeader(header: string, headers: RequestHeaders
   const space = header.indexOf(" ");
   const algorithm = space === -1 ? header : header.slice(0, space);
   if (algorithm !== SIGV4_ALGORITHM) {
-    if (algorithm === "AWS4-ECDSA-P256-SHA256") throw new S3Error("NotImplemented", "Signature Version 4A is not implemented.");
+    if (algorithm === SIGV4A_ALGORITHM) throw new S3Error("NotImplemented", "Signature Version 4A is not implemented.");
     throw new S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.");
   }
   const fields = new Map<string, string>();
