@@ -11,6 +11,7 @@ export class ChunkChannel implements AsyncIterable<Buffer> {
   readonly #queue: Buffer[] = [];
   #closed = false;
   #abandoned: unknown = undefined;
+  #failure: { error: unknown } | undefined;
   #wakeProducer: (() => void) | undefined;
   #wakeConsumer: (() => void) | undefined;
   #iterated = false;
@@ -42,6 +43,17 @@ export class ChunkChannel implements AsyncIterable<Buffer> {
     this.#wake("consumer");
   }
 
+  /**
+   * The producer failed (the client's body broke): the consumer's iteration throws, so the
+   * shard is never completed and the node discards it.
+   */
+  fail(error: unknown): void {
+    this.#failure = { error };
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.#wake("consumer");
+  }
+
   /** The consumer gives up (its write failed): release the producer, drop the queue. */
   abandon(reason: unknown): void {
     this.#abandoned = reason ?? new Error("channel abandoned");
@@ -61,6 +73,7 @@ export class ChunkChannel implements AsyncIterable<Buffer> {
     this.#iterated = true;
     try {
       for (;;) {
+        if (this.#failure !== undefined) throw this.#failure.error;
         const chunk = this.#queue.shift();
         if (chunk !== undefined) {
           this.#wake("producer");

@@ -54,10 +54,12 @@ export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodePa
   const live = (): number => channels.filter((channel) => !channel.abandoned).length;
   try {
     await pumpStripes(body, params, codec, channels, { ...options, live });
-  } finally {
-    // On success every channel got stripeCount chunks; on failure the writers see a short
-    // shard (ERR_SHARD_TRUNCATED) and the nodes discard their temporary files.
     for (const channel of channels) channel.close();
+  } catch (error) {
+    // The writers' bodies fail mid-shard, so the nodes discard their temporary files.
+    for (const channel of channels) channel.fail(error);
+    throw error;
+  } finally {
     await Promise.all(writes);
   }
   const committed = shardErrors.filter((error) => error === undefined).length;
@@ -81,11 +83,12 @@ async function pumpStripes(
     if (received > params.objectLength) throw lengthError(params.objectLength, `more than`);
     options.observe?.(piece);
     cutter.feed(piece, blockBytes, (stripe) => stripes.push(stripe));
-    for (let stripe = stripes.shift(); stripe !== undefined; stripe = stripes.shift()) {
-      await encodeStripe(stripe, codec, channels, options);
-    }
+    // The newest stripe waits until the body has ended cleanly: a body that fails its
+    // signature or hash at the very end must not leave a complete shard on any node.
+    while (stripes.length > 1) await encodeStripe(stripes.shift() as Buffer, codec, channels, options);
   }
   if (received < params.objectLength) throw lengthError(params.objectLength, `only ${received} of`);
+  for (const stripe of stripes) await encodeStripe(stripe, codec, channels, options);
   const rest = cutter.drain();
   if (rest.length > 0) {
     const padded = Buffer.alloc(params.blockBytes);

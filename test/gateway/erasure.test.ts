@@ -154,6 +154,19 @@ describe(`erasure encode/decode (seed ${seed})`, () => {
     }
   });
 
+  it("completes no shard when the body fails after its last byte (a bad signature at the end)", async () => {
+    const prng = new Prng(seed + 6);
+    const params = paramsFor(prng, 4, 2, 3 * CLUSTER_BLOCK_BYTES);
+    const data = prng.bytes(params.objectLength);
+    async function* failingAtEnd(): AsyncGenerator<Buffer> {
+      yield* pieces(data, prng);
+      throw new Error("chunk signature mismatch");
+    }
+    const store = new Map<number, Buffer>();
+    await expect(encodeObject(failingAtEnd(), params, memorySink(store), { writeQuorum: 5 })).rejects.toThrow("chunk signature mismatch");
+    expect(store.size).toBe(0);
+  });
+
   it("observes every body byte in order (for MD5 and checksums)", async () => {
     const prng = new Prng(seed + 5);
     const data = prng.bytes(12_345);
