@@ -1,0 +1,76 @@
+/**
+ * The ordered store on one disk: one LMDB environment under <disk>/records, one named
+ * database per table, binary keys and values. LMDB commits are atomic and copy-on-write, so
+ * a crash at any moment leaves the last committed state, never a torn record.
+ */
+import { open, type Database, type RootDatabase } from "lmdb";
+import { assert } from "../core/assert.js";
+import { STORE_TABLES, type OrderedStore, type RangeQuery, type StoreEntry, type StoreTable, type StoreWriter } from "./ordered-store.js";
+
+/**
+ * LMDB page size. 8 KiB raises LMDB's key ceiling from 1978 to 4026 bytes, which the
+ * longest placement key (two names, a 255-byte bucket, a 1024-byte key escaped) needs.
+ */
+const LMDB_PAGE_BYTES = 8192;
+/** Named databases in the environment: one per table, with room for later tables. */
+const LMDB_DATABASES_MAX = 16;
+/** LMDB's key ceiling at LMDB_PAGE_BYTES. */
+export const LMDB_KEY_BYTES_MAX = 4026;
+
+export class LmdbOrderedStore implements OrderedStore {
+  readonly #env: RootDatabase<Buffer, Buffer>;
+  readonly #tables: Map<StoreTable, Database<Buffer, Buffer>>;
+
+  private constructor(env: RootDatabase<Buffer, Buffer>, tables: Map<StoreTable, Database<Buffer, Buffer>>) {
+    this.#env = env;
+    this.#tables = tables;
+  }
+
+  /** Opens (creating if needed) the environment in directory `path`. */
+  static open(path: string): LmdbOrderedStore {
+    const env = open<Buffer, Buffer>({ path, maxDbs: LMDB_DATABASES_MAX, pageSize: LMDB_PAGE_BYTES, keyEncoding: "binary", encoding: "binary" });
+    const tables = new Map<StoreTable, Database<Buffer, Buffer>>();
+    for (const table of STORE_TABLES) {
+      tables.set(table, env.openDB<Buffer, Buffer>({ name: table, keyEncoding: "binary", encoding: "binary" }));
+    }
+    return new LmdbOrderedStore(env, tables);
+  }
+
+  #table(table: StoreTable): Database<Buffer, Buffer> {
+    const found = this.#tables.get(table);
+    assert(found !== undefined, "every table is opened with the environment");
+    return found;
+  }
+
+  get(table: StoreTable, key: Buffer): Buffer | undefined {
+    assert(key.length <= LMDB_KEY_BYTES_MAX, "keys are validated to fit LMDB");
+    return this.#table(table).get(key);
+  }
+
+  *range(table: StoreTable, query: RangeQuery): Iterable<StoreEntry> {
+    const options = { start: query.start, end: query.end, exclusiveStart: query.exclusiveStart === true, ...(query.limit === undefined ? {} : { limit: query.limit }) };
+    for (const { key, value } of this.#table(table).getRange(options)) {
+      yield { key: Buffer.from(key), value: Buffer.from(value) };
+    }
+  }
+
+  async write<T>(action: (writer: StoreWriter) => T): Promise<T> {
+    const writer: StoreWriter = {
+      get: (table, key) => this.get(table, key),
+      put: (table, key, value) => {
+        assert(key.length <= LMDB_KEY_BYTES_MAX, "keys are validated to fit LMDB");
+        this.#table(table).putSync(key, value);
+      },
+      remove: (table, key) => void this.#table(table).removeSync(key),
+    };
+    // A child transaction is abortable: if anything throws inside, nothing of it commits.
+    const result = await this.#env.childTransaction(() => action(writer));
+    // Commits resolve when visible; durability (fsync) is the separate `flushed` promise.
+    await this.#env.flushed;
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await this.#env.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The ordered byte-key store the record store is written against: what it needs from LMDB,
+ * and no more, so the memory node runs the very same record logic over a sorted array.
+ * Keys compare as bytes (Buffer.compare, LMDB's memcmp). Values are opaque bytes.
+ */
+import { assert } from "../core/assert.js";
+
+export type StoreTable = "records" | "placements" | "buckets" | "meta";
+export const STORE_TABLES: readonly StoreTable[] = ["records", "placements", "buckets", "meta"];
+
+export interface RangeQuery {
+  /** First key (inclusive unless exclusiveStart). */
+  readonly start: Buffer;
+  /** Keys stay below this one (exclusive). */
+  readonly end: Buffer;
+  readonly exclusiveStart?: boolean;
+  readonly limit?: number;
+}
+
+export interface StoreEntry {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+export interface StoreReader {
+  get(table: StoreTable, key: Buffer): Buffer | undefined;
+  /** Entries in ascending key order. */
+  range(table: StoreTable, query: RangeQuery): Iterable<StoreEntry>;
+}
+
+export interface StoreWriter {
+  /** Sees the transaction's own earlier writes. */
+  get(table: StoreTable, key: Buffer): Buffer | undefined;
+  put(table: StoreTable, key: Buffer, value: Buffer): void;
+  remove(table: StoreTable, key: Buffer): void;
+}
+
+export interface OrderedStore extends StoreReader {
+  /**
+   * Runs `action` as one atomic write transaction; resolves once it is durable. `action`
+   * must validate and read before its first write: a throw after a write is a bug.
+   */
+  write<T>(action: (writer: StoreWriter) => T): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Index of the first key >= `key` (or > `key` when `after`) in a sorted array. */
+function lowerBound(keys: readonly Buffer[], key: Buffer, after: boolean): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const order = Buffer.compare(keys[middle] as Buffer, key);
+    if (order < 0 || (after && order === 0)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** One table: sorted keys plus values by hex key. Inserts are O(n): fine for tests. */
+class MemoryTable {
+  readonly keys: Buffer[] = [];
+  readonly values = new Map<string, Buffer>();
+
+  get(key: Buffer): Buffer | undefined {
+    return this.values.get(key.toString("hex"));
+  }
+
+  put(key: Buffer, value: Buffer): void {
+    const id = key.toString("hex");
+    if (!this.values.has(id)) this.keys.splice(lowerBound(this.keys, key, false), 0, Buffer.from(key));
+    this.values.set(id, Buffer.from(value));
+  }
+
+  remove(key: Buffer): void {
+    const id = key.toString("hex");
+    if (!this.values.delete(id)) return;
+    const at = lowerBound(this.keys, key, false);
+    assert(this.keys[at]?.equals(key) === true, "a stored key is in the sorted array");
+    this.keys.splice(at, 1);
+  }
+
+  *range(query: RangeQuery): Iterable<StoreEntry> {
+    let at = lowerBound(this.keys, query.start, query.exclusiveStart === true);
+    for (let count = 0; count < (query.limit ?? Infinity) && at < this.keys.length; count++, at++) {
+      const key = this.keys[at] as Buffer;
+      if (Buffer.compare(key, query.end) >= 0) return;
+      const value = this.values.get(key.toString("hex"));
+      assert(value !== undefined, "every sorted key has a value");
+      yield { key: Buffer.from(key), value: Buffer.from(value) };
+    }
+  }
+}
+
+/** The memory node's store: same contract as LMDB's, atomic by staging writes. */
+export class MemoryOrderedStore implements OrderedStore {
+  readonly #tables = new Map<StoreTable, MemoryTable>(STORE_TABLES.map((table) => [table, new MemoryTable()]));
+
+  #table(table: StoreTable): MemoryTable {
+    const found = this.#tables.get(table);
+    assert(found !== undefined, "every table exists");
+    return found;
+  }
+
+  get(table: StoreTable, key: Buffer): Buffer | undefined {
+    const value = this.#table(table).get(key);
+    return value === undefined ? undefined : Buffer.from(value);
+  }
+
+  range(table: StoreTable, query: RangeQuery): Iterable<StoreEntry> {
+    return this.#table(table).range(query);
+  }
+
+  async write<T>(action: (writer: StoreWriter) => T): Promise<T> {
+    // Writes are staged and applied only if the action returns: all or nothing.
+    const staged = new Map<string, { table: StoreTable; key: Buffer; value: Buffer | undefined }>();
+    const writer: StoreWriter = {
+      get: (table, key) => {
+        const pending = staged.get(`${table}:${key.toString("hex")}`);
+        return pending === undefined ? this.get(table, key) : pending.value;
+      },
+      put: (table, key, value) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value }),
+      remove: (table, key) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value: undefined }),
+    };
+    const result = action(writer);
+    for (const { table, key, value } of staged.values()) {
+      if (value === undefined) this.#table(table).remove(key);
+      else this.#table(table).put(key, value);
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,167 @@
+/**
+ * Shard files on one disk: where each lives, the crash-safe write, verified reads, delete.
+ *
+ *   <disk>/shards/<objectId[0..2]>/<objectId>/<versionId>.<partNumber>.<shardIndex>
+ *
+ * Every path component comes from a validated hex id or integer, never from a client's
+ * string, and is checked to stay inside the disk. A write goes to a fresh file in the disk's
+ * own tmp/ (same file system), is verified as it streams, fsynced, renamed into place and
+ * the directory fsynced: after a crash at any moment a shard is either absent or complete,
+ * and the temp file is removed at the next start.
+ */
+import { promises as fs } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import path from "node:path";
+import { assert } from "../core/assert.js";
+import { TesseraError } from "../core/errors.js";
+import type { ShardId, StripeRange } from "../core/storage-api.js";
+import { isMissing, syncDirectory, type Disk } from "./disk.js";
+import { readVerifiedShard, receiveShard, validateShardId, type ShardSource } from "./shard-verify.js";
+
+const KiB = 1024;
+
+/**
+ * Bytes per positional read. Larger means fewer syscalls; a read stream holds about one
+ * read plus one frame, so memory per stream stays bounded whatever the shard size.
+ */
+export const SHARD_READ_BYTES = 256 * KiB;
+/** Rename attempts when a concurrent delete removed the object's directory under a write. */
+const RENAME_ATTEMPTS_MAX = 3;
+
+export function shardPath(disk: Disk, shard: ShardId): string {
+  validateShardId(shard);
+  const file = path.join(disk.shardsDir, shard.objectId.slice(0, 2), shard.objectId, `${shard.versionId}.${shard.partNumber}.${shard.shardIndex}`);
+  assert(file.startsWith(disk.shardsDir + path.sep), "validated shard ids never name a path outside the disk");
+  return file;
+}
+
+function shardName(shard: ShardId): string {
+  return `${shard.objectId}/${shard.versionId} part ${shard.partNumber} shard ${shard.shardIndex}`;
+}
+
+export function shardNotFound(diskId: string, shard: ShardId): TesseraError {
+  return new TesseraError("ERR_NOT_FOUND", `disk ${diskId} has no shard ${shardName(shard)}`, { diskId, ...shard });
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, null);
+    assert(bytesWritten > 0, "a write to a regular file makes progress or fails");
+    offset += bytesWritten;
+  }
+}
+
+async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: AsyncIterable<Uint8Array>, declaredBytes: number, signal: AbortSignal | undefined): Promise<void> {
+  const handle = await disk.io("open-write", temp, () => fs.open(temp, "wx", 0o644));
+  try {
+    await receiveShard(body, shard, declaredBytes, (bytes) => disk.io("write", temp, () => writeAll(handle, bytes)), signal);
+    await disk.io("fsync", temp, () => handle.sync());
+  } finally {
+    await handle.close();
+  }
+}
+
+async function sizeIfPresent(file: string): Promise<number | undefined> {
+  try {
+    return (await fs.stat(file)).size;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Renames a complete, fsynced temp file into place and fsyncs every directory it touched. */
+async function commitTemp(disk: Disk, temp: string, file: string, bytes: number): Promise<void> {
+  const objectDir = path.dirname(file);
+  const prefixDir = path.dirname(objectDir);
+  for (let attempt = 1; ; attempt++) {
+    const created = await disk.io("mkdir", objectDir, () => fs.mkdir(objectDir, { recursive: true }));
+    const replacedBytes = await disk.io("rename", file, () => sizeIfPresent(file));
+    try {
+      await disk.io("rename", file, () => fs.rename(temp, file));
+    } catch (error) {
+      // A delete of the object's last shard may remove its directory between mkdir and rename.
+      if (isMissing(error) && attempt < RENAME_ATTEMPTS_MAX) continue;
+      throw error;
+    }
+    await disk.io("fsync", objectDir, () => syncDirectory(objectDir));
+    if (created !== undefined) await disk.io("fsync", prefixDir, () => syncDirectory(prefixDir));
+    if (created === prefixDir) await disk.io("fsync", disk.shardsDir, () => syncDirectory(disk.shardsDir));
+    disk.noteShardStored(bytes, replacedBytes);
+    return;
+  }
+}
+
+/**
+ * Stores one shard crash-safely (see the file comment). Refused before touching the disk if
+ * the disk is failed or has no room; any fault while streaming (bad checksum, wrong length,
+ * abort, I/O error) removes the temp file and leaves an existing shard untouched.
+ */
+export async function writeShardFile(disk: Disk, shard: ShardId, body: AsyncIterable<Uint8Array>, declaredBytes: number, signal?: AbortSignal): Promise<void> {
+  const file = shardPath(disk, shard);
+  await disk.requireWritable();
+  const release = await disk.reserve(declaredBytes);
+  const temp = disk.tempPath();
+  try {
+    await receiveIntoTemp(disk, temp, shard, body, declaredBytes, signal);
+    await commitTemp(disk, temp, file, declaredBytes);
+  } catch (error) {
+    await fs.rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  } finally {
+    release();
+  }
+}
+
+async function* readRange(disk: Disk, handle: FileHandle, file: string, start: number, end: number): AsyncGenerator<Buffer> {
+  for (let position = start; position < end; ) {
+    const length = Math.min(SHARD_READ_BYTES, end - position);
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, length, position));
+    if (bytesRead === 0) return; // The file shrank under us: the parser reports it truncated.
+    yield buffer.subarray(0, bytesRead);
+    position += bytesRead;
+  }
+}
+
+/** Streams a shard file, whole or a range of frames, verified frame by frame (shard-verify.ts). */
+export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeRange): AsyncGenerator<Buffer> {
+  const file = shardPath(disk, shard);
+  disk.requireUsable();
+  let handle: FileHandle;
+  try {
+    handle = await disk.io("open-read", file, () => fs.open(file, "r"));
+  } catch (error) {
+    if (isMissing(error)) throw shardNotFound(disk.id, shard);
+    throw error;
+  }
+  try {
+    const source: ShardSource = {
+      size: async () => (await disk.io("read", file, () => handle.stat())).size,
+      read: (start, end) => readRange(disk, handle, file, start, end),
+    };
+    yield* readVerifiedShard(source, shard, range);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes a shard; false if it was not there. The object's directory goes once empty. */
+export async function deleteShardFile(disk: Disk, shard: ShardId): Promise<boolean> {
+  const file = shardPath(disk, shard);
+  const objectDir = path.dirname(file);
+  await disk.requireWritable();
+  let bytes: number;
+  try {
+    bytes = (await disk.io("unlink", file, () => fs.stat(file))).size;
+    await disk.io("unlink", file, () => fs.unlink(file));
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+  disk.noteShardRemoved(bytes);
+  await disk.io("fsync", objectDir, () => syncDirectory(objectDir));
+  // ENOTEMPTY (other shards, or a write just renamed one in) leaves it: harmless either way.
+  await fs.rmdir(objectDir).catch(() => undefined);
+  return true;
+}

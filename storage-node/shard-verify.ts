@@ -1,0 +1,171 @@
+/**
+ * The checks every adapter applies to shards, whatever holds the bytes (files or memory):
+ * shard ids, the upload path (exact declared length, header identity, every chunk's
+ * checksum) and the read path (bytes are released only once verified, so a corrupt chunk
+ * ends the stream before any of its bytes leave).
+ */
+import { pipeline } from "node:stream/promises";
+import { assert } from "../core/assert.js";
+import { TesseraError, requireArgument } from "../core/errors.js";
+import { EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "../core/limits.js";
+import { decodeShardHeader, frameOffset, shardLayout, type ShardHeader, type ShardIdentity } from "../core/shard-format.js";
+import { ShardParser, createShardVerifier } from "../core/shard-stream.js";
+import { HEX_ID_PATTERN, type ShardId, type StripeRange } from "../core/storage-api.js";
+
+/** S3's highest part number; 0 means a plain object (as in core/shard-format.ts). */
+export const PART_NUMBER_MAX = 10_000;
+/** Highest shard index the codec supports (k + m shards, indexes from 0). */
+export const SHARD_INDEX_MAX = EC_K_MAX + EC_M_MAX - 1;
+/**
+ * Largest shard file a valid header can describe: k = 1 with 8-byte chunks, each followed by
+ * an 8-byte checksum, doubles the object; plus the header. Declared lengths above are refused.
+ */
+export const SHARD_FILE_BYTES_MAX = 2 * OBJECT_BYTES_MAX + SHARD_HEADER_BYTES;
+
+assert(Number.isSafeInteger(SHARD_FILE_BYTES_MAX), "shard file lengths are exact JavaScript numbers");
+
+export function validateShardId(shard: ShardId): void {
+  requireArgument(typeof shard === "object" && shard !== null, "shard", "must be an object");
+  requireArgument(typeof shard.objectId === "string" && HEX_ID_PATTERN.test(shard.objectId), "shard.objectId", `must be 32 lowercase hex characters, got ${JSON.stringify(shard.objectId)}`);
+  requireArgument(typeof shard.versionId === "string" && HEX_ID_PATTERN.test(shard.versionId), "shard.versionId", `must be 32 lowercase hex characters, got ${JSON.stringify(shard.versionId)}`);
+  requireArgument(Number.isInteger(shard.partNumber) && shard.partNumber >= 0 && shard.partNumber <= PART_NUMBER_MAX, "shard.partNumber", `must be an integer in 0..${PART_NUMBER_MAX}, got ${shard.partNumber}`);
+  requireArgument(Number.isInteger(shard.shardIndex) && shard.shardIndex >= 0 && shard.shardIndex <= SHARD_INDEX_MAX, "shard.shardIndex", `must be an integer in 0..${SHARD_INDEX_MAX}, got ${shard.shardIndex}`);
+}
+
+/** What the shard's header must say: a file or body for another shard is never accepted. */
+export function shardIdentity(shard: ShardId): ShardIdentity {
+  return { objectId: Buffer.from(shard.objectId, "hex"), versionId: Buffer.from(shard.versionId, "hex"), partNumber: shard.partNumber, shardIndex: shard.shardIndex };
+}
+
+export function validateDeclaredBytes(declaredBytes: number): void {
+  requireArgument(
+    Number.isSafeInteger(declaredBytes) && declaredBytes >= SHARD_HEADER_BYTES && declaredBytes <= SHARD_FILE_BYTES_MAX,
+    "declaredBytes",
+    `must be an integer in ${SHARD_HEADER_BYTES}..${SHARD_FILE_BYTES_MAX}, got ${declaredBytes}`,
+  );
+}
+
+function truncated(what: string, expectedBytes: number, receivedBytes: number): TesseraError {
+  return new TesseraError("ERR_SHARD_TRUNCATED", `${what}: ${receivedBytes} of ${expectedBytes} bytes`, { expectedBytes, receivedBytes });
+}
+
+function tooLong(what: string, expectedBytes: number, receivedBytes: number): TesseraError {
+  return new TesseraError("ERR_SHARD_TOO_LONG", `${what}: ${receivedBytes} bytes, more than ${expectedBytes}`, { expectedBytes, receivedBytes });
+}
+
+/** Passes the body through as Buffers, failing once it runs past or stops short of `declaredBytes`. */
+async function* exactLength(body: AsyncIterable<Uint8Array>, declaredBytes: number): AsyncGenerator<Buffer> {
+  let received = 0;
+  for await (const piece of body) {
+    received += piece.length;
+    if (received > declaredBytes) throw tooLong("shard body", declaredBytes, received);
+    yield Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+  }
+  if (received < declaredBytes) throw truncated("shard body", declaredBytes, received);
+}
+
+/** A header whose file length differs from the declared length fails at once, not at the end. */
+function checkDeclaredLength(header: ShardHeader, declaredBytes: number): void {
+  const { fileBytes } = shardLayout(header);
+  if (declaredBytes < fileBytes) throw truncated("declared shard length (its header says more)", fileBytes, declaredBytes);
+  if (declaredBytes > fileBytes) throw tooLong("declared shard length (its header says less)", fileBytes, declaredBytes);
+}
+
+/**
+ * Streams a shard upload through every check into `sink`, one piece at a time (bounded
+ * memory: `sink` is awaited before the next piece is pulled). Resolves with the header once
+ * exactly `declaredBytes` arrived and every chunk verified; any fault rejects, and the
+ * caller discards what the sink received. `signal` aborts the transfer.
+ */
+export async function receiveShard(
+  body: AsyncIterable<Uint8Array>,
+  shard: ShardId,
+  declaredBytes: number,
+  sink: (bytes: Buffer) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<ShardHeader> {
+  const verifier = createShardVerifier(shardIdentity(shard));
+  let lengthChecked = false;
+  const drain = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    for await (const bytes of source) {
+      const header = verifier.parser.header;
+      if (!lengthChecked && header !== undefined) {
+        checkDeclaredLength(header, declaredBytes);
+        lengthChecked = true;
+      }
+      await sink(bytes);
+    }
+  };
+  await pipeline(exactLength(body, declaredBytes), verifier, drain, signal === undefined ? {} : { signal });
+  const header = verifier.parser.header;
+  assert(header !== undefined && lengthChecked, "a shard that verified to its end had its header checked");
+  return header;
+}
+
+/** Where a shard's bytes are read from: a file, or a buffer in memory. */
+export interface ShardSource {
+  /** The shard's total length in bytes. */
+  size(): Promise<number>;
+  /** Bytes [start, end) in pieces of bounded size. */
+  read(start: number, end: number): AsyncIterable<Buffer>;
+}
+
+/** Chooses what to stream: the whole file, or only the frames of `range`. */
+function readPlan(header: ShardHeader, range: StripeRange | undefined): { start: number; end: number; parser: ShardParser; withHeader: boolean } {
+  const layout = shardLayout(header);
+  if (range === undefined) return { start: 0, end: layout.fileBytes, parser: ShardParser.forFile(shardIdentityOf(header)), withHeader: true };
+  const { firstStripe, stripeCount } = range;
+  requireArgument(Number.isInteger(firstStripe) && firstStripe >= 0, "range.firstStripe", `must be an integer >= 0, got ${firstStripe}`);
+  requireArgument(Number.isInteger(stripeCount) && stripeCount >= 1, "range.stripeCount", `must be an integer >= 1, got ${stripeCount}`);
+  requireArgument(firstStripe + stripeCount <= layout.stripeCount, "range", `stripes ${firstStripe}..${firstStripe + stripeCount - 1} are outside a shard of ${layout.stripeCount} stripes`);
+  return {
+    start: frameOffset(layout, firstStripe),
+    end: frameOffset(layout, firstStripe + stripeCount),
+    parser: ShardParser.forFrames(header, firstStripe, stripeCount),
+    withHeader: false,
+  };
+}
+
+function shardIdentityOf(header: ShardHeader): ShardIdentity {
+  return { objectId: header.objectId, versionId: header.versionId, partNumber: header.partNumber, shardIndex: header.shardIndex };
+}
+
+async function readHeader(source: ShardSource, size: number): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of source.read(0, Math.min(size, SHARD_HEADER_BYTES))) pieces.push(piece);
+  return Buffer.concat(pieces);
+}
+
+/**
+ * Streams a stored shard, whole or a range of frames, verified: the header must name
+ * `shard` and the file must have exactly the length it declares (checked before any byte is
+ * sent), and each frame is released only after its checksum matched. Yields the bytes as
+ * stored (header and chunk + trailer frames; frames only for a range).
+ */
+export async function* readVerifiedShard(source: ShardSource, shard: ShardId, range?: StripeRange): AsyncGenerator<Buffer> {
+  const size = await source.size();
+  const header = decodeShardHeader(await readHeader(source, size), shardIdentity(shard));
+  const { fileBytes, frameBytes } = shardLayout(header);
+  if (size < fileBytes) throw truncated(`stored shard ${shard.shardIndex}`, fileBytes, size);
+  if (size > fileBytes) throw tooLong(`stored shard ${shard.shardIndex}`, fileBytes, size);
+  const plan = readPlan(header, range);
+  const leading = plan.withHeader ? SHARD_HEADER_BYTES : 0;
+  // Bytes are fed to the parser at most one piece (header or frame) at a time and released as
+  // soon as that piece verified: the good frames before a corrupt one still reach the reader.
+  const held: Buffer[] = [];
+  let fed = 0;
+  for await (const bytes of source.read(plan.start, plan.end)) {
+    for (let at = 0; at < bytes.length; ) {
+      const pieceEnd = fed < leading ? leading : leading + (Math.floor((fed - leading) / frameBytes) + 1) * frameBytes;
+      const take = Math.min(bytes.length - at, pieceEnd - fed);
+      const piece = bytes.subarray(at, at + take);
+      plan.parser.push(piece);
+      held.push(piece);
+      fed += take;
+      at += take;
+      if (fed === pieceEnd) for (const verified of held.splice(0)) yield verified;
+    }
+  }
+  plan.parser.end();
+  assert(fed === plan.end - plan.start && held.length === 0, "every byte of the plan was verified and sent");
+}
