@@ -76,7 +76,7 @@ export class ObjectStore {
 
   async deleteBucket(name: string): Promise<void> {
     const page = await this.list({ bucket: name, limit: 1 });
-    if (page.entries.length > 0) throw new TesseraError("ERR_VERSION_CONFLICT", `bucket ${name} is not empty`, { reason: "BucketNotEmpty" });
+    if (page.entries.length > 0) throw new TesseraError("ERR_VERSION_CONFLICT", `bucket ${name} is not empty`, { kind: "bucket-not-empty" });
     const results = await this.#eachNode((node) => node.deleteBucket(name));
     if (results.filter((result) => result.status === "fulfilled").length < this.#majority()) throw unavailable(`bucket ${name}: too few nodes answered the delete`);
   }
@@ -96,7 +96,7 @@ export class ObjectStore {
   }
 
   async requireBucket(name: string): Promise<void> {
-    if ((await this.getBucket(name)) === undefined) throw new TesseraError("ERR_NOT_FOUND", `bucket ${name} does not exist`, { reason: "NoSuchBucket" });
+    if ((await this.getBucket(name)) === undefined) throw new TesseraError("ERR_NOT_FOUND", `bucket ${name} does not exist`, { kind: "bucket" });
   }
 
   // --- Objects
@@ -115,11 +115,12 @@ export class ObjectStore {
     const placement = this.#cluster.place(bucket, key);
     const reads = await readRecords(this.#cluster, bucket, key, placement.locations);
     if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
-    const resolved = resolveNewest(reads);
+    const { k, m } = this.#cluster.map.ec;
+    const resolved = resolveNewest(reads, writeQuorum(k, m));
     if (resolved !== undefined) this.#clock.observe(decodeVersionId(resolved.record.versionId));
     if (resolved === undefined || resolved.record.deleteMarker) {
       await this.requireBucket(bucket);
-      throw new TesseraError("ERR_NOT_FOUND", `${bucket}/${key} does not exist`, { reason: "NoSuchKey" });
+      throw new TesseraError("ERR_NOT_FOUND", `${bucket}/${key} does not exist`, { kind: "key" });
     }
     const missing = placementMissing(resolved);
     if (missing.length > 0) this.#repairs.enqueue(bucket, key, `records missing on shards ${missing.join(",")}`);

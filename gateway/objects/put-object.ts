@@ -30,8 +30,11 @@ export interface PutObjectInput {
   readonly systemMetadata: Readonly<Record<string, string>>;
   /** Sees each body piece (x-amz-checksum-* calculators). */
   readonly observe?: (piece: Buffer) => void;
-  /** Runs after the body is fully read and shards are written, before commit: throw to refuse (BadDigest). */
-  readonly verify?: (md5: Buffer) => void;
+  /**
+   * Runs after the body is fully read and shards are written, before commit: throws to
+   * refuse (BadDigest), or returns system metadata known only now (a trailing checksum).
+   */
+  readonly finalize?: (md5: Buffer) => Promise<Readonly<Record<string, string>>>;
   readonly now?: number;
 }
 
@@ -70,8 +73,9 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
   });
   const digest = md5.digest();
   const committedShards = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
+  let lateMetadata: Readonly<Record<string, string>> = {};
   try {
-    input.verify?.(digest);
+    lateMetadata = (await input.finalize?.(digest)) ?? {};
   } catch (error) {
     if (inline === undefined) await deleteShards(cluster, committedShards, placement.objectIdHex, input.versionId);
     throw error;
@@ -88,7 +92,7 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
     lastModified: input.now ?? Date.now(),
     ...(input.contentType === undefined ? {} : { contentType: input.contentType }),
     userMetadata: input.userMetadata,
-    systemMetadata: input.systemMetadata,
+    systemMetadata: { ...input.systemMetadata, ...lateMetadata },
     ec: { k, m, blockBytes: params.blockBytes, checksumAlgorithm: params.checksumAlgorithm },
     placement: placement.locations,
     parts: [],

@@ -3,6 +3,7 @@
  * the newest one that is a delete marker, or whose shards sit on at least k disks whose
  * nodes answered (DESIGN.md: "picks the newest version readable from at least k shards").
  */
+import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Cluster } from "./cluster.js";
 
@@ -56,9 +57,15 @@ export async function readRecords(cluster: Cluster, bucket: string, key: string,
 
 const locationKey = (location: Pick<ShardLocation, "nodeId" | "diskId">): string => `${location.nodeId}/${location.diskId}`;
 
-/** The version to serve, or undefined when no disk holds any version of the key. */
-export function resolveNewest(reads: readonly RecordRead[]): ResolvedVersion | undefined {
+/**
+ * The version to serve, or undefined when no disk holds any version of the key. A newer
+ * version that cannot be read now is skipped only if it cannot have been acknowledged (its
+ * records plus the disks that did not answer stay below the write quorum: a failed PUT);
+ * otherwise serving an older version would be serving stale data, so it is ERR_READ_QUORUM.
+ */
+export function resolveNewest(reads: readonly RecordRead[], writeQuorum: number): ResolvedVersion | undefined {
   const answered = new Set(reads.filter((read) => read.records !== undefined).map((read) => locationKey(read.location)));
+  const unanswered = reads.length - answered.size;
   const versions = new Map<string, { record: ObjectRecord; holders: Map<number, { location: ShardLocation; record: ObjectRecord }> }>();
   for (const read of reads) {
     for (const record of read.records ?? []) {
@@ -71,8 +78,16 @@ export function resolveNewest(reads: readonly RecordRead[]): ResolvedVersion | u
   const newestFirst = [...versions.values()].sort((a, b) => (a.record.versionId < b.record.versionId ? 1 : -1));
   for (const { record, holders } of newestFirst) {
     if (record.deleteMarker || readableShards(record, answered, holders) >= record.ec.k) return { record, holders, answered };
+    if (holders.size + unanswered >= writeQuorum) throw unreadable(record, unanswered);
+  }
+  if (newestFirst.length === 0 && unanswered >= writeQuorum) {
+    throw new TesseraError("ERR_READ_QUORUM", `${unanswered} of ${reads.length} disks did not answer: the key may exist on them`);
   }
   return undefined;
+}
+
+function unreadable(record: ObjectRecord, unanswered: number): TesseraError {
+  return new TesseraError("ERR_READ_QUORUM", `${record.bucket}/${record.key} version ${record.versionId}: fewer than k = ${record.ec.k} shards reachable (${unanswered} disks did not answer)`);
 }
 
 function readableShards(record: ObjectRecord, answered: ReadonlySet<string>, holders: ReadonlyMap<number, unknown>): number {

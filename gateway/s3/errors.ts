@@ -41,6 +41,7 @@ export const S3_ERRORS = {
     status: 400,
     message: "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
   },
+  InvalidPartNumber: { status: 416, message: "The requested partnumber is not satisfiable" },
   InvalidRange: { status: 416, message: "The requested range is not satisfiable" },
   InvalidRequest: { status: 400, message: "Invalid Request" },
   InvalidStorageClass: { status: 400, message: "The storage class you specified is not valid" },
@@ -192,6 +193,7 @@ export function toS3Error(error: unknown): S3Error {
     let code = TESSERA_TO_S3[error.code];
     const kind = error.details.kind;
     if (error.code === "ERR_NOT_FOUND" && typeof kind === "string") code = NOT_FOUND_KINDS[kind] ?? code;
+    if (error.code === "ERR_VERSION_CONFLICT" && kind === "bucket-not-empty") code = "BucketNotEmpty";
     const message = PASS_MESSAGE.has(error.code) ? error.message : undefined;
     return new S3Error(code, message, { cause: error });
   }

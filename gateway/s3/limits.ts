@@ -16,6 +16,13 @@ export const KEY_BYTES_MAX = 1024;
 export const BUCKET_NAME_LENGTH_MIN = 3;
 export const BUCKET_NAME_LENGTH_MAX = 63;
 
+// --- Objects --------------------------------------------------------------------------
+
+/** S3's ceiling on one PutObject body: 5 GiB (larger objects must use multipart). */
+export const PUT_OBJECT_BYTES_MAX = 5 * 1024 * MiB;
+/** S3's ceiling on user metadata (x-amz-meta-* names and values, UTF-8): 2 KiB. */
+export const USER_METADATA_BYTES_MAX = 2 * KiB;
+
 // --- Listing counts (clamped, never rejected, as S3 and Garage do) ----------------------
 
 /** Keys per ListObjects page: S3's default and ceiling; each costs a record read per shard node. */

@@ -1,0 +1,135 @@
+/**
+ * The S3 gateway's HTTP front: every request is routed into an Endpoint (gateway/s3/router),
+ * authenticated (SigV4), dispatched through one exhaustive table to a handler, and every
+ * failure is rendered from the one S3 error table. Bodies are never parsed by fastify: the
+ * handlers stream them through the payload checks into the erasure encoder.
+ */
+import { randomBytes } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { Cluster } from "./objects/cluster.js";
+import { ObjectStore, type RepairQueue } from "./objects/object-store.js";
+import { bucketHandlers } from "./handlers/buckets.js";
+import { objectHandlers } from "./handlers/objects.js";
+import type { HandlerContext, RequestContext } from "./handlers/context.js";
+import { renderErrorXml, S3Error, toS3Error } from "./s3/errors.js";
+import { dispatchEndpoint, ENDPOINT_KINDS, routeRequest, type EndpointHandlers, type Route } from "./s3/router.js";
+import { headersFromRaw, SigV4Verifier, staticCredentials, type AccessKeyPair } from "./s3/sigv4.js";
+
+/**
+ * Idle time before the server closes a keep-alive connection. Above the AWS SDK's and the
+ * aws CLI's idle pool timeouts, so clients close first and never reuse a closing socket.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Bytes of a request id (hex in x-amz-request-id): unique enough to find a request in logs. */
+const REQUEST_ID_BYTES = 8;
+
+export interface GatewayOptions {
+  readonly cluster: Cluster;
+  readonly credentials: readonly AccessKeyPair[];
+  readonly region: string;
+  /** Hosts under which `<bucket>.<host>` is virtual-hosted addressing, e.g. "localhost". */
+  readonly baseDomains: readonly string[];
+  readonly logger: Logger;
+  /** Where objects needing repair go; the default logs them (the healer issue drains a durable one). */
+  readonly repairs?: RepairQueue;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly store: ObjectStore;
+  close(): Promise<void>;
+}
+
+function loggingRepairQueue(logger: Logger): RepairQueue {
+  return { enqueue: (bucket, key, reason) => logger.warn({ bucket, key, reason }, "object queued for repair") };
+}
+
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const logger = options.logger;
+  const store = new ObjectStore({
+    cluster: options.cluster,
+    repairs: options.repairs ?? loggingRepairQueue(logger),
+    onBackgroundError: (error, what) => logger.warn({ err: error }, `background: ${what} failed`),
+  });
+  const verifier = new SigV4Verifier({ credentials: staticCredentials(options.credentials) });
+  const context: HandlerContext = { store, region: options.region, owner: { id: options.credentials[0]?.accessKeyId ?? "tessera", displayName: "tessera" }, logger };
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), exposeHeadRoutes: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, return503OnClosing: true });
+  // Bodies stay streams for the S3 layer: fastify must not parse or buffer them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_request, _payload, done) => done(null, undefined));
+  app.route({
+    method: ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"],
+    url: "*",
+    handler: (request, reply) => handle(request, reply, { verifier, context, baseDomains: options.baseDomains }),
+  });
+  return {
+    app,
+    store,
+    close: async () => {
+      await app.close();
+      await store.settle();
+    },
+  };
+}
+
+interface Pipeline {
+  readonly verifier: SigV4Verifier;
+  readonly context: HandlerContext;
+  readonly baseDomains: readonly string[];
+}
+
+async function handle(request: FastifyRequest, reply: FastifyReply, pipeline: Pipeline): Promise<void> {
+  const requestId = randomBytes(REQUEST_ID_BYTES).toString("hex").toUpperCase();
+  const url = request.raw.url ?? "/";
+  const questionMark = url.indexOf("?");
+  const path = questionMark === -1 ? url : url.slice(0, questionMark);
+  const query = questionMark === -1 ? "" : url.slice(questionMark + 1);
+  const headers = headersFromRaw(request.raw.rawHeaders);
+  const method = request.raw.method ?? "GET";
+  reply.header("x-amz-request-id", requestId).header("server", "Tessera");
+  let resource = path;
+  const started = process.hrtime.bigint();
+  try {
+    const route: Route = routeRequest({ method, path, query, headers }, { baseDomains: pipeline.baseDomains });
+    resource = route.resource;
+    const auth = pipeline.verifier.verify({ method, path, query, headers });
+    const requestContext: RequestContext = { ...pipeline.context, request, reply, headers, auth, route, requestId };
+    const handlers: EndpointHandlers<Promise<void>> = { ...NOT_IMPLEMENTED, ...bucketHandlers(requestContext), ...objectHandlers(requestContext) };
+    await dispatchEndpoint(route.endpoint, handlers);
+    logRequest(pipeline.context.logger, { method, resource, status: reply.statusCode, requestId, started });
+  } catch (error) {
+    await sendError(reply, error, { method, resource, requestId, logger: pipeline.context.logger });
+    logRequest(pipeline.context.logger, { method, resource, status: reply.statusCode, requestId, started, error });
+  }
+}
+
+function logRequest(logger: Logger, entry: { method: string; resource: string; status: number; requestId: string; started: bigint; error?: unknown }): void {
+  const ms = Number(process.hrtime.bigint() - entry.started) / 1e6;
+  const fields = { method: entry.method, resource: entry.resource, status: entry.status, requestId: entry.requestId, ms: Math.round(ms) };
+  if (entry.status >= 500) logger.error({ ...fields, err: entry.error }, "request failed");
+  else logger.debug(fields, "request");
+}
+
+async function sendError(reply: FastifyReply, error: unknown, where: { method: string; resource: string; requestId: string; logger: Logger }): Promise<void> {
+  const s3 = toS3Error(error);
+  if (reply.sent || reply.raw.headersSent) {
+    // Headers are gone (a GET failed mid-stream): the only honest signal left is to cut the
+    // connection, so the client sees a short body instead of a clean end.
+    where.logger.warn({ err: error, resource: where.resource }, "response failed after headers were sent");
+    reply.raw.destroy(error instanceof Error ? error : new Error(String(error)));
+    return;
+  }
+  reply.code(s3.status).header("content-type", "application/xml");
+  if (s3.code === "ServiceUnavailable" || s3.code === "SlowDown") reply.header("retry-after", "1");
+  if (where.method === "HEAD" || s3.status === 304) {
+    await reply.send();
+    return;
+  }
+  await reply.send(renderErrorXml(s3, where.requestId, where.resource));
+}
+
+/** Every endpoint answers NotImplemented unless a handler file claims it. */
+const NOT_IMPLEMENTED = Object.fromEntries(
+  ENDPOINT_KINDS.map((kind) => [kind, () => Promise.reject(new S3Error("NotImplemented", `${kind} is not implemented by Tessera yet.`))]),
+) as unknown as EndpointHandlers<Promise<void>>;
