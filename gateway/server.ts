@@ -9,6 +9,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from "pino";
 import type { Cluster } from "./objects/cluster.js";
 import { ObjectStore, type RepairQueue } from "./objects/object-store.js";
+import { NodeRepairQueue } from "./objects/repair-queue.js";
 import { bucketHandlers } from "./handlers/buckets.js";
 import { objectHandlers } from "./handlers/objects.js";
 import type { HandlerContext, RequestContext } from "./handlers/context.js";
@@ -31,25 +32,33 @@ export interface GatewayOptions {
   /** Hosts under which `<bucket>.<host>` is virtual-hosted addressing, e.g. "localhost". */
   readonly baseDomains: readonly string[];
   readonly logger: Logger;
-  /** Where objects needing repair go; the default logs them (the healer issue drains a durable one). */
+  /** Where objects needing repair go; by default, records in the reserved repair bucket on the nodes. */
   readonly repairs?: RepairQueue;
 }
 
 export interface Gateway {
   readonly app: FastifyInstance;
   readonly store: ObjectStore;
+  readonly repairs: NodeRepairQueue;
   close(): Promise<void>;
 }
 
-function loggingRepairQueue(logger: Logger): RepairQueue {
-  return { enqueue: (bucket, key, reason) => logger.warn({ bucket, key, reason }, "object queued for repair") };
+/** Logs each object queued for repair, then hands it to the durable queue. */
+function loggingRepairQueue(logger: Logger, durable: NodeRepairQueue): RepairQueue {
+  return {
+    enqueue: (bucket, key, reason) => {
+      logger.warn({ bucket, key, reason }, "object queued for repair");
+      durable.enqueue(bucket, key, reason);
+    },
+  };
 }
 
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger;
+  const repairs = new NodeRepairQueue(options.cluster, { onError: (error) => logger.warn({ err: error }, "could not record an object for repair") });
   const store = new ObjectStore({
     cluster: options.cluster,
-    repairs: options.repairs ?? loggingRepairQueue(logger),
+    repairs: options.repairs ?? loggingRepairQueue(logger, repairs),
     onBackgroundError: (error, what) => logger.warn({ err: error }, `background: ${what} failed`),
   });
   const verifier = new SigV4Verifier({ credentials: staticCredentials(options.credentials) });
@@ -66,9 +75,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   return {
     app,
     store,
+    repairs,
     close: async () => {
       await app.close();
       await store.settle();
+      await repairs.settle();
     },
   };
 }

@@ -246,5 +246,9 @@ describe(`S3 API over erasure-coded in-memory nodes (seed ${seed})`, () => {
     } finally {
       for (const index of down) cluster.nodes[index]!.down = false;
     }
+    // Every object read while its shards were unreachable is on the durable repair list.
+    await cluster.gateway.repairs.settle();
+    const queued = (await cluster.gateway.repairs.list()).filter((entry) => entry.bucket === "degraded").map((entry) => entry.key);
+    expect(queued.sort()).toEqual([...objects.keys()].sort());
   });
 });
