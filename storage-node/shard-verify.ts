@@ -86,20 +86,41 @@ export async function receiveShard(
 ): Promise<ShardHeader> {
   const verifier = createShardVerifier(shardIdentity(shard));
   let lengthChecked = false;
-  const drain = async (source: AsyncIterable<Buffer>): Promise<void> => {
-    for await (const bytes of source) {
-      const header = verifier.parser.header;
-      if (!lengthChecked && header !== undefined) {
-        checkDeclaredLength(header, declaredBytes);
-        lengthChecked = true;
+  let drained: Promise<void> | undefined;
+  const drain = (source: AsyncIterable<Buffer>): Promise<void> =>
+    (drained = (async () => {
+      for await (const bytes of source) {
+        const header = verifier.parser.header;
+        if (!lengthChecked && header !== undefined) {
+          checkDeclaredLength(header, declaredBytes);
+          lengthChecked = true;
+        }
+        await sink(bytes);
       }
-      await sink(bytes);
-    }
-  };
-  await pipeline(exactLength(body, declaredBytes), verifier, drain, signal === undefined ? {} : { signal });
+    })());
+  const piped = pipeline(exactLength(body, declaredBytes), verifier, drain, signal === undefined ? {} : { signal });
+  try {
+    await Promise.race([piped, abortion(signal)]);
+  } catch (error) {
+    // A body stalled in its own await holds the pipeline until it yields again, but the
+    // sink stops at once: wait for that, so no write lands after the caller cleans up.
+    piped.catch(() => undefined);
+    await drained?.catch(() => undefined);
+    throw error;
+  }
   const header = verifier.parser.header;
   assert(header !== undefined && lengthChecked, "a shard that verified to its end had its header checked");
   return header;
+}
+
+/** Rejects when `signal` aborts (never settles without one). */
+function abortion(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise<never>((_resolve, reject) => {
+    if (signal === undefined) return;
+    const onAbort = (): void => reject(new TesseraError("ERR_NODE_UNAVAILABLE", "shard write aborted", { reason: String(signal.reason) }));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** Where a shard's bytes are read from: a file, or a buffer in memory. */
