@@ -179,17 +179,22 @@ export class Disk {
     if (removed > 0) this.#logger.info({ removed }, "removed temporary files of interrupted writes");
   }
 
-  /** Counts committed shards and their bytes: one readdir per directory, one stat per shard. */
+  /**
+   * Counts committed shards and their bytes: one readdir per directory, one stat per shard.
+   * Entries that are not of the layout (a stray file, say) are skipped, not fatal.
+   */
   async scanShards(): Promise<void> {
     if (this.#failedReason !== undefined) return;
     let count = 0;
     let bytes = 0;
+    const directories = async (dir: string): Promise<string[]> =>
+      (await fs.readdir(dir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => path.join(dir, entry.name));
     try {
-      for (const prefix of await fs.readdir(this.shardsDir)) {
-        for (const object of await fs.readdir(path.join(this.shardsDir, prefix))) {
-          const objectDir = path.join(this.shardsDir, prefix, object);
-          for (const name of await fs.readdir(objectDir)) {
-            bytes += (await fs.stat(path.join(objectDir, name))).size;
+      for (const prefixDir of await directories(this.shardsDir)) {
+        for (const objectDir of await directories(prefixDir)) {
+          for (const entry of await fs.readdir(objectDir, { withFileTypes: true })) {
+            if (!entry.isFile()) continue;
+            bytes += (await fs.stat(path.join(objectDir, entry.name))).size;
             count += 1;
           }
         }

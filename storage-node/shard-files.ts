@@ -25,6 +25,13 @@ const KiB = 1024;
  * read plus one frame, so memory per stream stays bounded whatever the shard size.
  */
 export const SHARD_READ_BYTES = 256 * KiB;
+/**
+ * Body bytes gathered before one writev: network pieces are often small (16-64 KiB), and
+ * one syscall per 256 KiB keeps the thread pool free; it bounds memory per write too.
+ */
+export const WRITE_BATCH_BYTES = 256 * KiB;
+/** Pieces in one writev at most: Linux's IOV_MAX, so one batch is one syscall. */
+const WRITE_BATCH_PIECES_MAX = 1024;
 /** Rename attempts when a concurrent delete removed the object's directory under a write. */
 const RENAME_ATTEMPTS_MAX = 3;
 
@@ -43,18 +50,43 @@ export function shardNotFound(diskId: string, shard: ShardId): TesseraError {
   return new TesseraError("ERR_NOT_FOUND", `disk ${diskId} has no shard ${shardName(shard)}`, { diskId, ...shard });
 }
 
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  for (let offset = 0; offset < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, null);
-    assert(bytesWritten > 0, "a write to a regular file makes progress or fails");
-    offset += bytesWritten;
+/** Writes `pieces` at the file's current position, in one writev when the kernel takes it all. */
+async function writePieces(handle: FileHandle, pieces: readonly Buffer[], total: number): Promise<void> {
+  const { bytesWritten } = await handle.writev(pieces);
+  if (bytesWritten === total) return;
+  // A short write (rare on regular files): finish the rest piece by piece.
+  const rest = Buffer.concat(pieces, total).subarray(bytesWritten);
+  for (let offset = 0; offset < rest.length; ) {
+    const written = (await handle.write(rest, offset, rest.length - offset, null)).bytesWritten;
+    assert(written > 0, "a write to a regular file makes progress or fails");
+    offset += written;
   }
 }
 
 async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: AsyncIterable<Uint8Array>, declaredBytes: number, signal: AbortSignal | undefined): Promise<void> {
   const handle = await disk.io("open-write", temp, () => fs.open(temp, "wx", 0o644));
   try {
-    await receiveShard(body, shard, declaredBytes, (bytes) => disk.io("write", temp, () => writeAll(handle, bytes)), signal);
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const flush = async (): Promise<void> => {
+      const pieces = batch;
+      const total = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      if (total > 0) await disk.io("write", temp, () => writePieces(handle, pieces, total));
+    };
+    await receiveShard(
+      body,
+      shard,
+      declaredBytes,
+      async (bytes) => {
+        batch.push(bytes);
+        batchBytes += bytes.length;
+        if (batchBytes >= WRITE_BATCH_BYTES || batch.length >= WRITE_BATCH_PIECES_MAX) await flush();
+      },
+      signal,
+    );
+    await flush();
     await disk.io("fsync", temp, () => handle.sync());
   } finally {
     await handle.close();

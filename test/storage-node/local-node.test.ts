@@ -144,6 +144,8 @@ describe("LocalNode restart", () => {
     for (const diskId of ["d1", "d2"]) {
       await writeFile(path.join(opened.diskPath(diskId), "tmp", "deadbeef.tmp"), prng.bytes(1000));
       await mkdir(path.join(opened.diskPath(diskId), "tmp", "stray-dir"));
+      // And a file that is not of the layout, which start-up must not take for a broken disk.
+      await writeFile(path.join(opened.diskPath(diskId), "shards", "stray-file"), "x");
     }
     const node = await reopen(opened);
     for (const diskId of ["d1", "d2"]) expect(await tmpFiles(opened, diskId)).toEqual([]);
