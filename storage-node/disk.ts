@@ -243,9 +243,12 @@ export class Disk {
     } catch {
       // io() marked the disk failed if the error meant that.
     }
+    // With statfs the truth is at hand: full or not follows the free space, both ways (space
+    // freed by an operator counts). A configured capacity changes only through our writes.
     if (this.#capacityBytes === undefined && this.#failedReason === undefined) {
       const space = await this.space();
       if (space.freeBytes < DISK_FREE_BYTES_MIN) this.markFull(`less than ${DISK_FREE_BYTES_MIN} bytes free`);
+      else this.#fullReason = undefined;
     }
   }
 

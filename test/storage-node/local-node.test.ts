@@ -397,8 +397,9 @@ describe("LocalNode full disks", () => {
     expect(await tmpFiles(opened, "d1")).toEqual([]);
     expect(existsSync(fileOf(opened, "d1", shard.id))).toBe(false);
     expect((await diskState(node, "d1")).state).toBe("full");
-    // With the filler gone, the same shard goes in.
+    // With the filler gone, health sees the space again, and the same shard goes in.
     await rm(path.join(root, "filler"));
+    expect(await diskState(node, "d1")).toEqual({ state: "ok" });
     await node.writeShard("d1", shard.id, inPieces(shard.file, 256 * 1024), shard.file.length);
     expect(await diskState(node, "d1")).toEqual({ state: "ok" });
     await node.close();
