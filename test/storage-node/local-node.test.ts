@@ -328,7 +328,9 @@ describe("LocalNode disk failures", () => {
   it("keeps the old shard and no temp file when a rewrite fails mid-stream with ENOSPC or EIO (fault injection)", async () => {
     for (const code of ["ENOSPC", "EIO"]) {
       const fault = faultOn("d1", "write", code);
-      const opened = await openNode(`midwrite-${code}`, { faultInjection: fault.hook });
+      // A configured capacity keeps the state as the error left it: with statfs, health would
+      // (rightly) see this file system's real free space and report it ok again.
+      const opened = await openNode(`midwrite-${code}`, { faultInjection: fault.hook, capacityBytes: 1024 * MiB });
       const shard = await contractShard(prng, { objectLength: 40 * 256 });
       await write(opened.node, shard);
       fault.armed.on = true;
