@@ -13,13 +13,17 @@ import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { assert } from "./assert.js";
 import { TesseraError, isTesseraError, requireArgument } from "./errors.js";
+import { SHARD_HEADER_BYTES } from "./limits.js";
 import {
   JSON_RESPONSE_BYTES_MAX,
+  SHARD_FILE_BYTES_MAX,
   bucketFromWire,
   bucketListFromWire,
   bucketPath,
   flagFromWire,
   isErrorCode,
+  leaseGrantFromWire,
+  leasePath,
   listPageFromWire,
   nodeHealthFromWire,
   placementPageFromWire,
@@ -34,6 +38,9 @@ import {
   NAME_ID_PATTERN,
   type BucketRecord,
   type HexId,
+  type LeaseFence,
+  type LeaseGrant,
+  type LeaseRequest,
   type ListRecordsOptions,
   type ListRecordsPage,
   type NodeHealth,
@@ -102,25 +109,69 @@ export interface HttpNodeClientOptions {
 type RequestBody =
   | { readonly kind: "none" }
   | { readonly kind: "json"; readonly value: unknown }
-  | { readonly kind: "stream"; readonly source: TrackedSource; readonly declaredBytes: number };
+  | { readonly kind: "stream"; readonly source: CountedBody; readonly declaredBytes: number };
 
-/** Wraps a caller's body so that, if it throws, we report its error rather than undici's. */
-class TrackedSource {
+/**
+ * The caller's shard body on its way to undici, held to exactly `declaredBytes` with the same
+ * codes a local node uses (ERR_SHARD_TOO_LONG, ERR_SHARD_TRUNCATED). The piece that completes
+ * the declared length is held back until the source has ended: a node that has received every
+ * declared byte may commit, so it must never get them from a body that then runs on. A failure
+ * of the source (or of these checks) is remembered so it is reported instead of undici's error.
+ */
+class CountedBody {
   failure: { error: unknown } | undefined;
   readonly #source: AsyncIterable<Buffer>;
+  readonly #declaredBytes: number;
 
-  constructor(source: AsyncIterable<Buffer>) {
+  constructor(source: AsyncIterable<Buffer>, declaredBytes: number) {
     this.#source = source;
+    this.#declaredBytes = declaredBytes;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    const iterator = this.#source[Symbol.asyncIterator]();
+    let sentBytes = 0;
+    let ended = false;
     try {
-      yield* this.#source;
-    } catch (error) {
-      this.failure = { error };
-      throw error;
+      for (;;) {
+        const next = await this.#pull(iterator);
+        if (next.done === true) break;
+        const piece = next.value;
+        if (sentBytes + piece.length > this.#declaredBytes) throw this.#fail(tooLong(this.#declaredBytes, sentBytes + piece.length));
+        if (sentBytes + piece.length === this.#declaredBytes && (await this.#pull(iterator)).done !== true) {
+          throw this.#fail(tooLong(this.#declaredBytes, sentBytes + piece.length + 1));
+        }
+        sentBytes += piece.length;
+        // undici may throw into this yield (it gave up on the request): not the source's fault.
+        yield piece;
+      }
+      ended = true;
+      if (sentBytes < this.#declaredBytes) throw this.#fail(truncated(this.#declaredBytes, sentBytes));
+    } finally {
+      if (!ended) await iterator.return?.();
     }
   }
+
+  async #pull(iterator: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer>> {
+    try {
+      return await iterator.next();
+    } catch (error) {
+      throw this.#fail(error);
+    }
+  }
+
+  #fail(error: unknown): unknown {
+    this.failure ??= { error };
+    return error;
+  }
+}
+
+function tooLong(declaredBytes: number, receivedBytes: number): TesseraError {
+  return new TesseraError("ERR_SHARD_TOO_LONG", `shard body: more than the ${declaredBytes} bytes declared`, { expectedBytes: declaredBytes, receivedBytes });
+}
+
+function truncated(declaredBytes: number, receivedBytes: number): TesseraError {
+  return new TesseraError("ERR_SHARD_TRUNCATED", `shard body: ended after ${receivedBytes} of ${declaredBytes} bytes declared`, { expectedBytes: declaredBytes, receivedBytes });
 }
 
 function errorCodeOf(error: unknown): string | undefined {
@@ -175,8 +226,12 @@ export class HttpNodeClient implements StorageNode {
   // --- Shards ---------------------------------------------------------------------------
 
   async writeShard(diskId: string, shard: ShardId, body: AsyncIterable<Buffer>, declaredBytes: number): Promise<void> {
-    requireArgument(Number.isSafeInteger(declaredBytes) && declaredBytes >= 0, "declaredBytes", `must be a whole number >= 0, got ${declaredBytes}`);
-    const response = await this.#request("PUT", shardPath(diskId, shard), { kind: "stream", source: new TrackedSource(body), declaredBytes });
+    requireArgument(
+      Number.isSafeInteger(declaredBytes) && declaredBytes >= SHARD_HEADER_BYTES && declaredBytes <= SHARD_FILE_BYTES_MAX,
+      "declaredBytes",
+      `must be an integer in ${SHARD_HEADER_BYTES}..${SHARD_FILE_BYTES_MAX}, got ${declaredBytes}`,
+    );
+    const response = await this.#request("PUT", shardPath(diskId, shard), { kind: "stream", source: new CountedBody(body, declaredBytes), declaredBytes });
     await response.body.dump();
   }
 
@@ -200,8 +255,9 @@ export class HttpNodeClient implements StorageNode {
 
   // --- Records --------------------------------------------------------------------------
 
-  async putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult> {
-    const body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value: recordToWire(record) });
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+    const value = fence === undefined ? { record: recordToWire(record) } : { record: recordToWire(record), fence };
+    const body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value });
     const result = typeof body === "object" && body !== null && "result" in body ? body.result : undefined;
     if (result !== "stored" && result !== "unchanged" && result !== "superseded") throw this.#badResponse("putRecord: result is not stored/unchanged/superseded");
     return result;
@@ -223,6 +279,19 @@ export class HttpNodeClient implements StorageNode {
   async listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage> {
     return placementPageFromWire(await this.#json("POST", recordsPath(diskId, "by-placement"), { kind: "json", value: query }));
   }
+
+  // --- Leases (conditional writes) ------------------------------------------------------------
+
+  async acquireLease(diskId: string, request: LeaseRequest): Promise<LeaseGrant> {
+    return leaseGrantFromWire(await this.#json("POST", leasePath(diskId, "acquire"), { kind: "json", value: request }));
+  }
+
+  async releaseLease(diskId: string, bucket: string, key: string, fence: LeaseFence): Promise<boolean> {
+    const body = await this.#json("POST", leasePath(diskId, "release"), { kind: "json", value: { bucket, key, holder: fence.holder, token: fence.token } });
+    return flagFromWire(body, "released");
+  }
+
+
 
   // --- Buckets and health ---------------------------------------------------------------------
 
@@ -303,7 +372,7 @@ export class HttpNodeClient implements StorageNode {
   }
 
   /** The one place a failed exchange becomes a TesseraError. */
-  #translateTransportError(error: unknown, source: TrackedSource | undefined): Error {
+  #translateTransportError(error: unknown, source: CountedBody | undefined): Error {
     if (source?.failure !== undefined) {
       const cause = source.failure.error;
       return cause instanceof Error ? cause : new Error(String(cause));

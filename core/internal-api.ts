@@ -7,11 +7,13 @@
  *   PUT    /v1/disks/:disk/shards/:object/:version/:part/:index   shard bytes (Content-Length) -> 204
  *   GET    /v1/disks/:disk/shards/:object/:version/:part/:index   [?first=&count=] -> shard bytes
  *   DELETE /v1/disks/:disk/shards/:object/:version/:part/:index   -> {deleted}
- *   PUT    /v1/disks/:disk/records                 ObjectRecord -> {result}
+ *   PUT    /v1/disks/:disk/records                 {record, fence?} -> {result}
  *   POST   /v1/disks/:disk/records/get             {bucket, key} -> {records}
  *   POST   /v1/disks/:disk/records/delete          {bucket, key, versionId} -> {deleted}
  *   POST   /v1/disks/:disk/records/list            ListRecordsOptions -> ListRecordsPage
  *   POST   /v1/disks/:disk/records/by-placement    PlacementQuery -> PlacementPage
+ *   POST   /v1/disks/:disk/leases/acquire          LeaseRequest -> LeaseGrant
+ *   POST   /v1/disks/:disk/leases/release          {bucket, key, holder, token} -> {released}
  *   PUT    /v1/buckets/:bucket                     {created} -> 204
  *   GET    /v1/buckets/:bucket                     -> {bucket: BucketRecord | null}
  *   DELETE /v1/buckets/:bucket                     -> {deleted}
@@ -24,12 +26,15 @@
  */
 import { isChecksumAlgorithm, type ChecksumAlgorithm } from "./checksum.js";
 import { ERROR_CODES, TesseraError, type ErrorCode } from "./errors.js";
-import { BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "./limits.js";
+import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "./limits.js";
 import {
   HEX_ID_PATTERN,
   NAME_ID_PATTERN,
   type BucketRecord,
   type DiskHealth,
+  type LeaseFence,
+  type LeaseGrant,
+  type LeaseRequest,
   type ListRecordsOptions,
   type ListRecordsPage,
   type NodeHealth,
@@ -56,15 +61,13 @@ export const RECORD_BODY_BYTES_MAX = 8 * MiB;
 export const JSON_RESPONSE_BYTES_MAX = 64 * MiB;
 /** Records per listing page at most, whatever the caller asks (S3's own max-keys). */
 export const LIST_PAGE_RECORDS_MAX = 1000;
-/** Largest checksum trailer of any algorithm (xxHash64). */
-const CHECKSUM_BYTES_MAX = 8;
 /**
- * Largest shard file a gateway produces, so the largest Content-Length a shard PUT may declare:
- * a whole 5 TiB object in one shard (k = 1), one stripe of padding, and one checksum per
- * stripe of at least BLOCK_BYTES_MIN (smaller stripes only for objects of a single stripe).
+ * Largest shard file a valid header can describe, so the largest Content-Length a shard PUT
+ * may declare: k = 1 with 8-byte chunks, each followed by an 8-byte checksum, doubles the
+ * object; plus the header. The same bound as storage-node/shard-verify.ts (both belong in
+ * core/limits.ts).
  */
-export const SHARD_FILE_BYTES_MAX =
-  SHARD_HEADER_BYTES + OBJECT_BYTES_MAX + BLOCK_BYTES_MAX + (Math.ceil(OBJECT_BYTES_MAX / BLOCK_BYTES_MIN) + 1) * CHECKSUM_BYTES_MAX;
+export const SHARD_FILE_BYTES_MAX = 2 * OBJECT_BYTES_MAX + SHARD_HEADER_BYTES;
 /** S3's highest part number; 0 is a plain object. */
 const PART_NUMBER_MAX = 10_000;
 const SHARD_INDEX_MAX = EC_K_MAX + EC_M_MAX - 1;
@@ -81,6 +84,8 @@ export const ROUTES = {
   recordDelete: "/v1/disks/:diskId/records/delete",
   recordList: "/v1/disks/:diskId/records/list",
   recordByPlacement: "/v1/disks/:diskId/records/by-placement",
+  leaseAcquire: "/v1/disks/:diskId/leases/acquire",
+  leaseRelease: "/v1/disks/:diskId/leases/release",
   bucket: "/v1/buckets/:bucket",
   buckets: "/v1/buckets",
   health: "/v1/health",
@@ -138,6 +143,10 @@ export function shardPath(diskId: string, shard: ShardId, range?: StripeRange): 
 export function recordsPath(diskId: string, operation?: "get" | "delete" | "list" | "by-placement"): string {
   const path = `/v1/disks/${segment(diskId)}/records`;
   return operation === undefined ? path : `${path}/${operation}`;
+}
+
+export function leasePath(diskId: string, operation: "acquire" | "release"): string {
+  return `/v1/disks/${segment(diskId)}/leases/${operation}`;
 }
 
 export function bucketPath(name?: string): string {
@@ -210,6 +219,11 @@ class Fields {
 
   #at(name: string): string {
     return `${this.#where}.${name}`;
+  }
+
+  /** The object itself, for a decoder that takes raw JSON. */
+  get raw(): Record<string, unknown> {
+    return this.#object;
   }
 
   has(name: string): boolean {
@@ -331,6 +345,27 @@ export function recordFromWire(value: unknown, where = "record"): ObjectRecord {
 
 // --- Request bodies ----------------------------------------------------------------------
 
+function fenceFrom(fields: Fields): LeaseFence {
+  return { holder: fields.hexId("holder"), token: fields.integer("token", 0) };
+}
+
+/** A record PUT: the record and, for a conditional write, the lease grant it is made under. */
+export function recordPutFromWire(value: unknown): { record: ObjectRecord; fence?: LeaseFence } {
+  const fields = new Fields(value, "body");
+  const record = recordFromWire(fields.child("record").raw, "record");
+  return fields.has("fence") ? { record, fence: fenceFrom(fields.child("fence")) } : { record };
+}
+
+export function leaseRequestFromWire(value: unknown): LeaseRequest {
+  const fields = new Fields(value, "body");
+  return { bucket: fields.string("bucket"), key: fields.string("key"), holder: fields.hexId("holder"), ttlMs: fields.integer("ttlMs", 0) };
+}
+
+export function leaseReleaseFromWire(value: unknown): { bucket: string; key: string; fence: LeaseFence } {
+  const fields = new Fields(value, "body");
+  return { bucket: fields.string("bucket"), key: fields.string("key"), fence: fenceFrom(fields) };
+}
+
 export function recordKeyFromWire(value: unknown): { bucket: string; key: string } {
   const fields = new Fields(value, "body");
   return { bucket: fields.string("bucket"), key: fields.string("key") };
@@ -370,6 +405,11 @@ export function bucketCreatedFromWire(value: unknown): number {
 }
 
 // --- Response bodies (the client checks what a node sends, too) ---------------------------------
+
+export function leaseGrantFromWire(value: unknown): LeaseGrant {
+  const fields = new Fields(value, "grant");
+  return fields.boolean("granted") ? { granted: true, token: fields.integer("token", 0) } : { granted: false, retryAfterMs: fields.integer("retryAfterMs", 0) };
+}
 
 export function bucketFromWire(value: unknown, where = "bucket"): BucketRecord {
   const fields = new Fields(value, where);

@@ -17,13 +17,15 @@ import {
   ROUTES,
   SHARD_FILE_BYTES_MAX,
   bucketCreatedFromWire,
+  leaseReleaseFromWire,
+  leaseRequestFromWire,
   listOptionsFromWire,
   parseBucketName,
   parseDiskId,
   parseShardParams,
   parseStripeRange,
   placementQueryFromWire,
-  recordFromWire,
+  recordPutFromWire,
   recordKeyFromWire,
   recordToWire,
   recordVersionFromWire,
@@ -81,7 +83,9 @@ function toWireError(error: unknown): { status: number; body: WireError } {
   const message = error instanceof Error ? error.message : String(error);
   // Fastify's own refusals (body too large, bad content type, ...) are the client's fault.
   if (typeof statusCode === "number" && statusCode >= 400 && statusCode < 500) {
-    return { status: statusCode, body: { code: "ERR_INVALID_ARGUMENT", message, details: {} } };
+    const fastifyCode = typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
+    const shown = fastifyCode === "FST_ERR_CTP_BODY_TOO_LARGE" ? `body: over the ${RECORD_BODY_BYTES_MAX}-byte limit` : message;
+    return { status: statusCode, body: { code: "ERR_INVALID_ARGUMENT", message: shown, details: { fastifyCode } } };
   }
   return { status: 500, body: { code: "ERR_INTERNAL", message, details: {} } };
 }
@@ -118,20 +122,32 @@ function declaredShardBytes(request: FastifyRequest): number {
  * reading early (destroyOnReturn: false), so the error response can still reach the client.
  */
 async function* shardBody(raw: IncomingMessage, declaredBytes: number, metrics: NodeMetrics): AsyncGenerator<Buffer> {
+  const pieces = raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
   let receivedBytes = 0;
   try {
-    for await (const piece of raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      receivedBytes += piece.length;
-      metrics.shardBytesReceived.inc(piece.length);
-      yield piece;
+    for (;;) {
+      const next = await nextPiece(pieces, receivedBytes, declaredBytes, metrics);
+      if (next.done === true) break;
+      receivedBytes += next.value.length;
+      metrics.shardBytesReceived.inc(next.value.length);
+      yield next.value;
     }
-  } catch (error) {
-    metrics.shardStreamsBroken.inc({ direction: "in" });
-    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body broke after ${receivedBytes} of ${declaredBytes} bytes (client went away)`, { receivedBytes, declaredBytes }, { cause: error });
+  } finally {
+    await pieces.return?.();
   }
   // node:http ends a body at Content-Length and errors on an early close; this is the backstop.
   if (receivedBytes !== declaredBytes) {
     throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body ended after ${receivedBytes} of ${declaredBytes} bytes`, { receivedBytes, declaredBytes });
+  }
+}
+
+/** The next piece of a request body; a connection lost mid-body becomes ERR_INCOMPLETE_BODY. */
+async function nextPiece(pieces: AsyncIterator<Buffer>, receivedBytes: number, declaredBytes: number, metrics: NodeMetrics): Promise<IteratorResult<Buffer>> {
+  try {
+    return await pieces.next();
+  } catch (error) {
+    metrics.shardStreamsBroken.inc({ direction: "in" });
+    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body broke after ${receivedBytes} of ${declaredBytes} bytes (client went away)`, { receivedBytes, declaredBytes }, { cause: error });
   }
 }
 
@@ -190,6 +206,7 @@ export class StorageServer {
     this.#installJsonParser();
     this.#installShardRoutes();
     this.#installRecordRoutes();
+    this.#installLeaseRoutes();
     this.#installBucketRoutes();
     this.#installNodeRoutes();
   }
@@ -293,11 +310,19 @@ export class StorageServer {
       this.#log.debug({ code: body.code, message: body.message, route: request.routeOptions.url }, "request refused");
     }
     if (!request.raw.complete) {
-      // An unread body (an early refusal of an upload): drain it rather than close with
-      // unread bytes, which would reset the connection and lose this response; then close.
-      reply.header("connection", "close");
+      // An unread body (an early refusal of an upload): drain it. Closing with unread bytes
+      // would reset the connection and could lose this response (so no Connection: close,
+      // whose close node:http does at once); the client closes once it has the answer.
+      // A client that keeps sending is cut after UNREAD_BODY_LINGER_MS. (Fastify asks for
+      // Connection: close on a body it refused; draining makes that unnecessary.)
+      reply.removeHeader("connection");
       request.raw.resume();
-      reply.raw.once("finish", () => setTimeout(() => request.raw.socket.destroy(), UNREAD_BODY_LINGER_MS).unref());
+      reply.raw.once("finish", () => {
+        const socket = request.raw.socket;
+        setTimeout(() => {
+          if (!request.raw.complete) socket.destroy();
+        }, UNREAD_BODY_LINGER_MS).unref();
+      });
     }
     if (!reply.sent) void reply.code(status).send(body);
   }
@@ -356,7 +381,8 @@ export class StorageServer {
     const toWire = (records: readonly ObjectRecord[]) => records.map(recordToWire);
     this.app.put<DiskParams>(ROUTES.recordPut, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
-      return { result: await this.#call(this.#node.putRecord(diskId, recordFromWire(request.body))) };
+      const { record, fence } = recordPutFromWire(request.body);
+      return { result: await this.#call(this.#node.putRecord(diskId, record, fence)) };
     });
     this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
@@ -377,6 +403,20 @@ export class StorageServer {
       const diskId = parseDiskId(request.params.diskId);
       const page = await this.#call(this.#node.listRecordsByPlacement(diskId, placementQueryFromWire(request.body)));
       return { ...page, records: toWire(page.records) };
+    });
+  }
+
+  #installLeaseRoutes(): void {
+    const json = { config: { body: "json" as const } };
+    type DiskParams = { Params: { diskId?: string }; Body: unknown };
+    this.app.post<DiskParams>(ROUTES.leaseAcquire, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      return this.#call(this.#node.acquireLease(diskId, leaseRequestFromWire(request.body)));
+    });
+    this.app.post<DiskParams>(ROUTES.leaseRelease, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      const { bucket, key, fence } = leaseReleaseFromWire(request.body);
+      return { released: await this.#call(this.#node.releaseLease(diskId, bucket, key, fence)) };
     });
   }
 
