@@ -1,0 +1,111 @@
+/**
+ * `tessera storage-node ...`: validate the settings (storage-node/config.ts), check the codec
+ * against its golden vectors, open the disks, serve the internal API, and on SIGTERM or
+ * SIGINT shut down within SHUTDOWN_DEADLINE_MS. Exit codes: 0 after a clean shutdown,
+ * 1 when the node cannot start or stop cleanly, 2 for a bad flag (message only, no stack).
+ *
+ * Logs are pino JSON lines on stdout (pretty when stdout is a terminal). Once serving, the
+ * node logs `{"msg":"listening","url":...,"port":...}` (whatever --log-level says): scripts and
+ * tests wait for that line.
+ */
+import pino, { type Logger } from "pino";
+import PinoPretty from "pino-pretty";
+import { assert } from "../core/assert.js";
+import { codecSelfTest } from "../core/codec-self-test.js";
+import { RequestVerifier } from "../core/internal-auth.js";
+import { STORAGE_NODE_USAGE, UsageError, loadStorageNodeConfig, type StorageNodeConfig } from "./config.js";
+import { SHUTDOWN_ABORT_MS, SHUTDOWN_DRAIN_MS, StorageServer } from "./server.js";
+
+/**
+ * From the signal to the process's exit, whatever happens: drain (SHUTDOWN_DRAIN_MS), abort
+ * (SHUTDOWN_ABORT_MS), then closing the disks; past it the process exits 1 regardless, so a
+ * supervisor never waits on a hung node.
+ */
+export const SHUTDOWN_DEADLINE_MS = 6_000;
+/** Exit code after a broken invariant (EX_SOFTWARE): a bug, never an operating error. */
+const EXIT_INVARIANT_BROKEN = 70;
+
+assert(SHUTDOWN_DRAIN_MS + SHUTDOWN_ABORT_MS < SHUTDOWN_DEADLINE_MS, "the shutdown deadline leaves time to close the disks after drain and abort");
+
+function createLogger(config: StorageNodeConfig): Logger {
+  const options = { level: config.logLevel, base: { nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime };
+  return process.stdout.isTTY ? pino(options, PinoPretty({ colorize: true })) : pino(options, pino.destination({ fd: 1, sync: true }));
+}
+
+export async function runStorageNode(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: StorageNodeConfig;
+  try {
+    const command = await loadStorageNodeConfig(argv, env);
+    if (command.kind === "help") {
+      process.stdout.write(STORAGE_NODE_USAGE);
+      return 0;
+    }
+    config = command.config;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`tessera storage-node: ${error.message}\n(tessera storage-node --help shows every flag)\n`);
+    return 2;
+  }
+  const logger = createLogger(config);
+  try {
+    return await serve(config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, "storage node failed");
+    return 1;
+  }
+}
+
+async function serve(config: StorageNodeConfig, logger: Logger): Promise<number> {
+  // Parity written by this build must decode with the next: never serve with a wrong codec.
+  await codecSelfTest();
+  // Loaded only now, so a bad flag is reported without loading the disk engine (LMDB).
+  const { LocalNode } = await import("./local-node.js");
+  const node = await LocalNode.open({
+    nodeId: config.nodeId,
+    disks: config.disks.map((disk) => ({ id: disk.id, path: disk.path })),
+    ...(config.capacityBytes === undefined ? {} : { capacityBytes: config.capacityBytes }),
+    logger: logger.child({ component: "local-node" }),
+  });
+  const server = new StorageServer({
+    node,
+    verifier: new RequestVerifier({ secret: config.secret, nodeId: config.nodeId }),
+    logger,
+    onFatal: () => process.exit(EXIT_INVARIANT_BROKEN),
+  });
+  const stopping = waitForStopSignal(logger);
+  try {
+    const { url, port } = await server.listen(config.host, config.port);
+    // At info whatever the log level: scripts and tests wait for this line.
+    logger.child({}, { level: "info" }).info({ url, port, disks: config.disks }, "listening");
+    const signal = await stopping;
+    logger.info({ signal }, "shutting down");
+  } finally {
+    const deadline = setTimeout(() => {
+      logger.fatal(`shutdown took over ${SHUTDOWN_DEADLINE_MS} ms; exiting now`);
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    await server.close();
+    await node.close();
+    clearTimeout(deadline);
+  }
+  logger.info("stopped");
+  return 0;
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
+function waitForStopSignal(logger: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        logger.warn({ signal }, "second signal: exiting without a clean shutdown");
+        process.exit(1);
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
