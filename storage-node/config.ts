@@ -8,24 +8,33 @@
  * every record's placement, so a disk must keep its id for life: rename the flag, never the id.
  */
 import { mkdir, stat } from "node:fs/promises";
-import { isIP } from "node:net";
-import { basename, extname, resolve } from "node:path";
-import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
-import { isTesseraError } from "../core/errors.js";
-import { ClusterSecret } from "../core/internal-auth.js";
+import { basename, resolve } from "node:path";
+import type { ClusterSecret } from "../core/internal-auth.js";
 import { NODE_DISKS_MAX } from "../core/limits.js";
+import {
+  LOG_LEVELS,
+  UsageError,
+  definedFields,
+  errnoOf,
+  fileScalar,
+  fileStringList,
+  given,
+  loadClusterSecret,
+  nonEmpty,
+  parseFlags,
+  parseListen,
+  parseLogLevel,
+  readSettingsFile,
+  settingsMapping,
+  type Given,
+  type LogLevel,
+} from "../core/settings.js";
 import { NAME_ID_PATTERN } from "../core/storage-api.js";
+
+export { UsageError };
 
 /** Loopback unless told otherwise (DESIGN.md: security); 9101 is the first node's port by convention. */
 export const LISTEN_DEFAULT = "127.0.0.1:9101";
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-/** A config file bigger than this is not a config file; bounds what we read and parse. */
-const CONFIG_FILE_BYTES_MAX = 1024 * 1024;
-const PORT_MAX = 65_535;
-const HOSTNAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 export const STORAGE_NODE_USAGE = `usage: tessera storage-node --id ID --disk DIR [--disk DIR ...] --secret-file FILE [flags]
 
@@ -40,11 +49,6 @@ export const STORAGE_NODE_USAGE = `usage: tessera storage-node --id ID --disk DI
   --log-level LEVEL     ${LOG_LEVELS.join(", ")} (default info; env TESSERA_LOG_LEVEL)
   --help                show this message
 `;
-
-/** A bad flag, environment variable or config field: printed as is, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 export interface DiskConfig {
   readonly id: string;
@@ -72,11 +76,6 @@ interface RawSettings {
   logLevel?: Given;
 }
 
-interface Given {
-  readonly value: string;
-  readonly from: string;
-}
-
 const FLAG_OPTIONS = {
   id: { type: "string" },
   listen: { type: "string" },
@@ -92,7 +91,7 @@ export type ParsedCommand = { readonly kind: "help" } | { readonly kind: "run"; 
 
 /** Flags, then environment, then config file; validated. Throws UsageError. */
 export async function loadStorageNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<ParsedCommand> {
-  const { values } = parseFlags(argv);
+  const values = parseFlags(argv, FLAG_OPTIONS);
   if (values.help === true) return { kind: "help" };
   const configPath = values.config ?? nonEmpty(env.TESSERA_CONFIG);
   const fromFile = configPath === undefined ? {} : await readConfigFile(configPath);
@@ -100,29 +99,11 @@ export async function loadStorageNodeConfig(argv: readonly string[], env: NodeJS
   return { kind: "run", config: await validate(raw) };
 }
 
-function parseFlags(argv: readonly string[]): ReturnType<typeof parseArgs<{ options: typeof FLAG_OPTIONS }>> {
-  try {
-    return parseArgs({ args: [...argv], options: FLAG_OPTIONS, strict: true, allowPositionals: false });
-  } catch (error) {
-    // node's messages name the flag ("Unknown option '--bogus'"); keep them, drop the stack.
-    throw new UsageError(error instanceof Error ? error.message.split("\n")[0] ?? error.message : String(error));
-  }
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === "" ? undefined : value;
-}
-
-function given(value: string | undefined, from: string): { value: string; from: string } | undefined {
-  return value === undefined ? undefined : { value, from };
-}
-
-/** Drops undefined fields so a spread never overwrites a lower-precedence value with nothing. */
 function defined(settings: RawSettings): RawSettings {
-  return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as RawSettings;
+  return definedFields(settings);
 }
 
-function fromFlags(values: ReturnType<typeof parseFlags>["values"]): RawSettings {
+function fromFlags(values: ReturnType<typeof parseFlags<typeof FLAG_OPTIONS>>): RawSettings {
   return defined({
     id: given(values.id, "--id"),
     listen: given(values.listen, "--listen"),
@@ -149,47 +130,14 @@ const CONFIG_FIELDS = new Set(["id", "listen", "disks", "secretFile", "capacityB
 
 async function readConfigFile(path: string): Promise<RawSettings> {
   const where = `--config ${path}`;
-  let text: string;
-  try {
-    const info = await stat(path);
-    if (info.size > CONFIG_FILE_BYTES_MAX) throw new UsageError(`${where}: over ${CONFIG_FILE_BYTES_MAX} bytes; not a config file`);
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError(`${where}: cannot read it (${errnoOf(error)})`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = extname(path).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new UsageError(`${where}: not valid ${extname(path).toLowerCase() === ".json" ? "JSON" : "YAML"}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
-  }
-  return settingsFromFile(parsed, where);
-}
-
-function settingsFromFile(parsed: unknown, where: string): RawSettings {
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`${where}: must be a mapping of fields`);
-  const fields = parsed as Record<string, unknown>;
-  for (const key of Object.keys(fields)) {
-    if (!CONFIG_FIELDS.has(key)) throw new UsageError(`${where}: unknown field '${key}' (known: ${[...CONFIG_FIELDS].join(", ")})`);
-  }
-  const scalar = (key: string): Given | undefined => {
-    const value = fields[key];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== "string" && typeof value !== "number") throw new UsageError(`${where}: field '${key}' must be a string or number`);
-    return { value: String(value), from: `${where} field '${key}'` };
-  };
-  const disks = fields.disks;
-  if (disks !== undefined && (!Array.isArray(disks) || !disks.every((disk) => typeof disk === "string"))) {
-    throw new UsageError(`${where}: field 'disks' must be a list of directories`);
-  }
+  const fields = settingsMapping(await readSettingsFile(path, where), CONFIG_FIELDS, where);
   return defined({
-    id: scalar("id"),
-    listen: scalar("listen"),
-    disks: disks === undefined ? undefined : { values: disks as string[], from: `${where} field 'disks'` },
-    secretFile: scalar("secretFile"),
-    capacityBytes: scalar("capacityBytes"),
-    logLevel: scalar("logLevel"),
+    id: fileScalar(fields, "id", where),
+    listen: fileScalar(fields, "listen", where),
+    disks: fileStringList(fields, "disks", where),
+    secretFile: fileScalar(fields, "secretFile", where),
+    capacityBytes: fileScalar(fields, "capacityBytes", where),
+    logLevel: fileScalar(fields, "logLevel", where),
   });
 }
 
@@ -202,7 +150,7 @@ async function validate(raw: RawSettings): Promise<StorageNodeConfig> {
   if (raw.disks === undefined || raw.disks.values.length === 0) throw new UsageError("--disk is required at least once (or TESSERA_DISKS)");
   const disks = await prepareDisks(raw.disks);
   if (raw.secretFile === undefined) throw new UsageError("--secret-file is required (or TESSERA_SECRET_FILE)");
-  const secret = await loadSecret(raw.secretFile);
+  const secret = await loadClusterSecret(raw.secretFile);
   const capacityBytes = raw.capacityBytes === undefined ? undefined : parseCapacity(raw.capacityBytes);
   const logLevel = parseLogLevel(raw.logLevel);
   return {
@@ -215,19 +163,6 @@ async function validate(raw: RawSettings): Promise<StorageNodeConfig> {
     ...(capacityBytes === undefined ? {} : { capacityBytes }),
     logLevel,
   };
-}
-
-/** HOST:PORT, [IPV6]:PORT. */
-export function parseListen(listen: Given): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen.value);
-  const host = match?.[1] ?? match?.[2];
-  const portText = match?.[3];
-  if (host === undefined || portText === undefined) throw new UsageError(`${listen.from}: '${listen.value}' is not HOST:PORT`);
-  const port = Number(portText);
-  if (port > PORT_MAX) throw new UsageError(`${listen.from}: port ${port} is over ${PORT_MAX}`);
-  const hostOk = match?.[1] !== undefined ? isIP(host) === 6 : isIP(host) === 4 || HOSTNAME_PATTERN.test(host);
-  if (!hostOk) throw new UsageError(`${listen.from}: '${host}' is not an IP address or host name`);
-  return { host, port };
 }
 
 function parseDiskSpec(spec: string, from: string): DiskConfig {
@@ -267,31 +202,10 @@ async function ensureDirectory(disk: DiskConfig, from: string): Promise<void> {
   }
 }
 
-async function loadSecret(file: Given): Promise<ClusterSecret> {
-  try {
-    return await ClusterSecret.fromFile(file.value);
-  } catch (error) {
-    if (isTesseraError(error, "ERR_INVALID_ARGUMENT")) throw new UsageError(`${file.from}: ${error.message}`);
-    throw error;
-  }
-}
-
 function parseCapacity(capacity: Given): number {
   const bytes = Number(capacity.value);
   if (!/^[0-9]+$/.test(capacity.value) || !Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new UsageError(`${capacity.from}: '${capacity.value}' is not a positive whole number of bytes`);
   }
   return bytes;
-}
-
-function parseLogLevel(level: Given | undefined): LogLevel {
-  if (level === undefined) return "info";
-  const found = LOG_LEVELS.find((known) => known === level.value);
-  if (found === undefined) throw new UsageError(`${level.from}: '${level.value}' is not one of ${LOG_LEVELS.join(", ")}`);
-  return found;
-}
-
-function errnoOf(error: unknown): string {
-  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") return error.code;
-  return error instanceof Error ? error.message : String(error);
 }

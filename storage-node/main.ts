@@ -8,11 +8,11 @@
  * node logs `{"msg":"listening","url":...,"port":...}` (whatever --log-level says): scripts and
  * tests wait for that line.
  */
-import pino, { type Logger } from "pino";
-import PinoPretty from "pino-pretty";
+import type { Logger } from "pino";
 import { assert } from "../core/assert.js";
 import { codecSelfTest } from "../core/codec-self-test.js";
 import { RequestVerifier } from "../core/internal-auth.js";
+import { armShutdownDeadline, createRoleLogger, waitForStopSignal } from "../core/role-process.js";
 import { STORAGE_NODE_USAGE, UsageError, loadStorageNodeConfig, type StorageNodeConfig } from "./config.js";
 import { SHUTDOWN_ABORT_MS, SHUTDOWN_DRAIN_MS, StorageServer } from "./server.js";
 
@@ -26,11 +26,6 @@ export const SHUTDOWN_DEADLINE_MS = 6_000;
 const EXIT_INVARIANT_BROKEN = 70;
 
 assert(SHUTDOWN_DRAIN_MS + SHUTDOWN_ABORT_MS < SHUTDOWN_DEADLINE_MS, "the shutdown deadline leaves time to close the disks after drain and abort");
-
-function createLogger(config: StorageNodeConfig): Logger {
-  const options = { level: config.logLevel, base: { nodeId: config.nodeId }, timestamp: pino.stdTimeFunctions.isoTime };
-  return process.stdout.isTTY ? pino(options, PinoPretty({ colorize: true })) : pino(options, pino.destination({ fd: 1, sync: true }));
-}
 
 export async function runStorageNode(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: StorageNodeConfig;
@@ -46,7 +41,7 @@ export async function runStorageNode(argv: string[], env: NodeJS.ProcessEnv = pr
     process.stderr.write(`tessera storage-node: ${error.message}\n(tessera storage-node --help shows every flag)\n`);
     return 2;
   }
-  const logger = createLogger(config);
+  const logger = createRoleLogger(config.logLevel, { nodeId: config.nodeId });
   try {
     return await serve(config, logger);
   } catch (error) {
@@ -80,32 +75,11 @@ async function serve(config: StorageNodeConfig, logger: Logger): Promise<number>
     const signal = await stopping;
     logger.info({ signal }, "shutting down");
   } finally {
-    const deadline = setTimeout(() => {
-      logger.fatal(`shutdown took over ${SHUTDOWN_DEADLINE_MS} ms; exiting now`);
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    deadline.unref();
+    const deadline = armShutdownDeadline(logger, SHUTDOWN_DEADLINE_MS);
     await server.close();
     await node.close();
-    clearTimeout(deadline);
+    deadline.disarm();
   }
   logger.info("stopped");
   return 0;
-}
-
-/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
-function waitForStopSignal(logger: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let received = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (received) {
-        logger.warn({ signal }, "second signal: exiting without a clean shutdown");
-        process.exit(1);
-      }
-      received = true;
-      resolve(signal);
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
 }
