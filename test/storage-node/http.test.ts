@@ -549,6 +549,31 @@ describe("graceful shutdown on SIGTERM", () => {
   });
 });
 
+// --- Leases over the wire ------------------------------------------------------------------------------
+
+describe("leases and fenced record writes over HTTP", () => {
+  it("grant, refuse a second holder, accept a fenced write under the grant, refuse a stale fence, release", async () => {
+    const node = await startNode(prng);
+    const client = node.client();
+    const shard = await makeShard(prng, { objectLength: BLOCK_BYTES, blockBytes: BLOCK_BYTES });
+    const target = record(shard);
+    const holder = hexId(prng);
+    const grant = await client.acquireLease("a", { bucket: target.bucket, key: target.key, holder, ttlMs: 10_000 });
+    if (!grant.granted) throw new Error("first lease refused");
+    const other = await client.acquireLease("a", { bucket: target.bucket, key: target.key, holder: hexId(prng), ttlMs: 10_000 });
+    expect(other.granted).toBe(false);
+    if (!other.granted) expect(other.retryAfterMs).toBeGreaterThan(0);
+    expect(await client.putRecord("a", target, { holder, token: grant.token })).toBe("stored");
+    const stale = await client.putRecord("a", { ...target, revision: 1 }, { holder, token: grant.token - 1 }).catch((error: unknown) => error);
+    expect(stale).toMatchObject({ code: "ERR_VERSION_CONFLICT", details: { kind: "fenced", status: 409 } });
+    expect(await client.releaseLease("a", target.bucket, target.key, { holder, token: grant.token })).toBe(true);
+    expect(await client.releaseLease("a", target.bucket, target.key, { holder, token: grant.token })).toBe(false);
+    await expect(client.acquireLease("a", { bucket: target.bucket, key: target.key, holder, ttlMs: 0 })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    expect(await client.getRecords("a", target.bucket, target.key)).toEqual([target]);
+    expect((await node.stop()).code).toBe(0);
+  });
+});
+
 // --- Health and metrics ----------------------------------------------------------------------------
 
 describe("health and metrics", () => {
