@@ -410,8 +410,10 @@ describe("bad input: refused with a clear error, nothing committed", () => {
     for (const path of after.keys()) {
       if (!before.has(path)) expect(node.dirs.disks.some((disk) => path.startsWith(`${disk}/`))).toBe(true);
     }
-    const outside = await listFiles(join(node.dirs.root, ".."));
-    expect([...outside.keys()].filter((path) => path.endsWith("/escape") || path.endsWith("/etc/shards"))).toEqual([]);
+    // Where the traversal attempts above would have landed, relative to a disk directory.
+    for (const escaped of [join(node.dirs.root, "..", "etc"), join(node.dirs.root, "escape"), join(node.dirs.root, "..", "escape"), join(node.dirs.root, "tmp")]) {
+      await expect(stat(escaped)).rejects.toMatchObject({ code: "ENOENT" });
+    }
   });
 });
 
