@@ -1,0 +1,103 @@
+/**
+ * Memory stays bounded whatever the object size (issue 4): a 1 GiB PUT and GET through a
+ * real gateway process must not grow its RSS by more than GATEWAY_RSS_GROWTH_MAX_BYTES over
+ * its RSS after a warm-up. The body is generated and hashed as it streams, so the test
+ * process holds no copy of the object either.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, type TestCluster } from "../cluster-harness.js";
+import { Prng, seedFromEnv } from "../prng.js";
+
+const seed = seedFromEnv(0x5eed_0e30);
+const OBJECT_BYTES = 1024 * 1024 * 1024;
+/** The issue's bound on how much a 1 GiB transfer may grow the gateway's resident memory. */
+const GATEWAY_RSS_GROWTH_MAX_BYTES = 128 * 1024 * 1024;
+/** How often the gateway's RSS is read from /proc. */
+const RSS_SAMPLE_INTERVAL_MS = 50;
+/** Bytes per generated piece of the body. */
+const PIECE_BYTES = 1024 * 1024;
+
+let cluster: TestCluster;
+let s3: S3Client;
+
+beforeAll(async () => {
+  cluster = await startCluster({ nodes: 6, k: 4, m: 2 });
+  s3 = new S3Client({ region: cluster.region, endpoint: cluster.endpoint, forcePathStyle: true, credentials: cluster.credentials, maxAttempts: 1 });
+}, 120_000);
+
+afterAll(async () => {
+  s3?.destroy();
+  await cluster?.stop();
+});
+
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** Samples the gateway's RSS until stopped; returns the peak. */
+function sampleRss(pid: number): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssBytes(pid));
+      await new Promise((resolve) => setTimeout(resolve, RSS_SAMPLE_INTERVAL_MS));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+/** A seeded 1 GiB body: one random MiB, each copy stamped with its index so no two match. */
+function generatedBody(hash: ReturnType<typeof createHash>): Readable {
+  const block = new Prng(seed).bytes(PIECE_BYTES);
+  return Readable.from(
+    (function* () {
+      for (let index = 0; index < OBJECT_BYTES / PIECE_BYTES; index++) {
+        const piece = Buffer.from(block);
+        piece.writeUInt32LE(index, 0);
+        hash.update(piece);
+        yield piece;
+      }
+    })(),
+  );
+}
+
+describe(`gateway memory bound (seed ${seed})`, () => {
+  it("streams a 1 GiB PUT and GET without growing the gateway's RSS by more than 128 MiB", async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: "big" }));
+    await s3.send(new PutObjectCommand({ Bucket: "big", Key: "warm-up", Body: Buffer.alloc(8 * 1024 * 1024, 1) }));
+    await (await s3.send(new GetObjectCommand({ Bucket: "big", Key: "warm-up" }))).Body?.transformToByteArray();
+    const baseline = await rssBytes(cluster.gateway.pid);
+
+    const sampler = sampleRss(cluster.gateway.pid);
+    const sent = createHash("sha256");
+    await s3.send(new PutObjectCommand({ Bucket: "big", Key: "one-gib", Body: generatedBody(sent), ContentLength: OBJECT_BYTES }));
+    const received = createHash("sha256");
+    const output = await s3.send(new GetObjectCommand({ Bucket: "big", Key: "one-gib" }));
+    let length = 0;
+    for await (const piece of output.Body as Readable) {
+      received.update(piece as Buffer);
+      length += (piece as Buffer).length;
+    }
+    const peak = await sampler.stop();
+
+    expect(length).toBe(OBJECT_BYTES);
+    expect(received.digest("hex")).toBe(sent.digest("hex"));
+    const growth = peak - baseline;
+    console.log(`gateway RSS: baseline ${(baseline / 2 ** 20).toFixed(1)} MiB, peak ${(peak / 2 ** 20).toFixed(1)} MiB, growth ${(growth / 2 ** 20).toFixed(1)} MiB`);
+    expect(growth).toBeLessThanOrEqual(GATEWAY_RSS_GROWTH_MAX_BYTES);
+  }, 600_000);
+});
