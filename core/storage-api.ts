@@ -8,6 +8,7 @@
  *
  * Errors are TesseraErrors with these codes: ERR_NOT_FOUND, ERR_INVALID_ARGUMENT,
  * ERR_DISK_FAILED, ERR_INSUFFICIENT_STORAGE, ERR_SHARD_* (from core/shard-format.ts),
+ * ERR_VERSION_CONFLICT (a fenced record write whose lease was taken over),
  * ERR_UNAUTHORIZED and ERR_NODE_UNAVAILABLE (HTTP client only).
  */
 import type { ChecksumAlgorithm } from "./checksum.js";
@@ -131,6 +132,28 @@ export interface BucketRecord {
   readonly created: number;
 }
 
+/**
+ * A lease on one key of one disk: the per-key lock a conditional write (If-None-Match,
+ * If-Match) holds on a quorum of the key's disks (docs/conditional-writes.md). `holder` is
+ * unique per acquisition, so a grant can never be mistaken for another one.
+ */
+export interface LeaseRequest {
+  readonly bucket: string;
+  readonly key: string;
+  readonly holder: HexId;
+  /** The lease lapses after this long (the node refuses more than its own maximum). */
+  readonly ttlMs: number;
+}
+
+/** Granted with a fencing token, or refused while another holder's lease runs. */
+export type LeaseGrant = { readonly granted: true; readonly token: number } | { readonly granted: false; readonly retryAfterMs: number };
+
+/** What a fenced record write proves: the grant it was made under. */
+export interface LeaseFence {
+  readonly holder: HexId;
+  readonly token: number;
+}
+
 export type DiskState = "ok" | "failed" | "full";
 
 export interface DiskHealth {
@@ -165,13 +188,24 @@ export interface StorageNode {
   /** Idempotent: true if something was deleted. */
   deleteShard(diskId: string, shard: ShardId): Promise<boolean>;
 
-  putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult>;
+  /**
+   * With `fence`, the write is accepted only while that grant is still the disk's current
+   * lease on (record.bucket, record.key) (a later grant to anyone refuses it with
+   * ERR_VERSION_CONFLICT, details.kind "fenced"), and no new lease is granted on the key
+   * until the write is done.
+   */
+  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult>;
   /** Every version of one key held on that disk, newest first. */
   getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]>;
   deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean>;
   listRecords(diskId: string, options: ListRecordsOptions): Promise<ListRecordsPage>;
   /** Every record held on `diskId` that places a shard on the queried node/disk. */
   listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage>;
+
+  /** Grants the lease if no other holder's lease on the key runs; never waits. */
+  acquireLease(diskId: string, request: LeaseRequest): Promise<LeaseGrant>;
+  /** Ends the lease if `fence` is still its grant; true if it did. */
+  releaseLease(diskId: string, bucket: string, key: string, fence: LeaseFence): Promise<boolean>;
 
   /** Bucket records live on every disk of the node; reads take the first healthy one. */
   putBucket(bucket: BucketRecord): Promise<void>;

@@ -12,6 +12,9 @@ import type {
   BucketRecord,
   DiskHealth,
   HexId,
+  LeaseFence,
+  LeaseGrant,
+  LeaseRequest,
   ListRecordsOptions,
   ListRecordsPage,
   NodeHealth,
@@ -24,6 +27,7 @@ import type {
   StripeRange,
 } from "../core/storage-api.js";
 import { Disk, type DiskFaultHook, type DiskOperation } from "./disk.js";
+import { LeaseTable } from "./lease-table.js";
 import { LmdbOrderedStore } from "./lmdb-store.js";
 import { normalizeBucket, validateBucketName, validateNameId } from "./record-rules.js";
 import { RecordStore } from "./record-store.js";
@@ -89,6 +93,8 @@ export class LocalNode implements StorageNode {
   readonly #disks: ReadonlyMap<string, LocalDisk>;
   readonly #writes = new Set<AbortController>();
   readonly #pending = new Set<Promise<unknown>>();
+  /** Conditional-write leases per disk id, in memory (storage-node/lease-table.ts). */
+  readonly #leases = new Map<string, LeaseTable>();
   #closed = false;
 
   private constructor(nodeId: string, disks: ReadonlyMap<string, LocalDisk>) {
@@ -166,8 +172,29 @@ export class LocalNode implements StorageNode {
     return this.#track(() => deleteShardFile(disk, shard));
   }
 
-  async putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult> {
-    return this.#records(this.#disk(diskId), "record-write", (records) => records.putRecord(record));
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+    const local = this.#disk(diskId);
+    const write = (): Promise<PutRecordResult> => this.#records(local, "record-write", (records) => records.putRecord(record));
+    if (fence === undefined) return write();
+    return this.#leaseTable(local).fenced(record.bucket, record.key, fence, write);
+  }
+
+  #leaseTable(local: LocalDisk): LeaseTable {
+    local.disk.requireUsable();
+    let table = this.#leases.get(local.disk.id);
+    if (table === undefined) {
+      table = new LeaseTable();
+      this.#leases.set(local.disk.id, table);
+    }
+    return table;
+  }
+
+  async acquireLease(diskId: string, request: LeaseRequest): Promise<LeaseGrant> {
+    return this.#leaseTable(this.#disk(diskId)).acquire(request);
+  }
+
+  async releaseLease(diskId: string, bucket: string, key: string, fence: LeaseFence): Promise<boolean> {
+    return this.#leaseTable(this.#disk(diskId)).release(bucket, key, fence);
   }
 
   async getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {

@@ -8,6 +8,9 @@ import { TesseraError, requireArgument } from "../core/errors.js";
 import type {
   BucketRecord,
   HexId,
+  LeaseFence,
+  LeaseGrant,
+  LeaseRequest,
   ListRecordsOptions,
   ListRecordsPage,
   NodeHealth,
@@ -19,6 +22,7 @@ import type {
   StorageNode,
   StripeRange,
 } from "../core/storage-api.js";
+import { LeaseTable } from "./lease-table.js";
 import { MemoryOrderedStore } from "./ordered-store.js";
 import { normalizeBucket, validateBucketName, validateNameId } from "./record-rules.js";
 import { RecordStore } from "./record-store.js";
@@ -38,6 +42,7 @@ export interface MemoryNodeOptions {
 class MemoryDisk {
   readonly shards = new Map<string, Buffer>();
   readonly records = new RecordStore(new MemoryOrderedStore());
+  readonly leases = new LeaseTable();
   failedReason: string | undefined;
   fullReason: string | undefined;
   usedBytes = 0;
@@ -162,8 +167,22 @@ export class MemoryNode implements StorageNode {
     return disk.records;
   }
 
-  async putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult> {
-    return this.#records(diskId).putRecord(record);
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+    const records = this.#records(diskId);
+    if (fence === undefined) return records.putRecord(record);
+    return this.#disk(diskId).leases.fenced(record.bucket, record.key, fence, () => records.putRecord(record));
+  }
+
+  async acquireLease(diskId: string, request: LeaseRequest): Promise<LeaseGrant> {
+    const disk = this.#disk(diskId);
+    disk.requireUsable();
+    return disk.leases.acquire(request);
+  }
+
+  async releaseLease(diskId: string, bucket: string, key: string, fence: LeaseFence): Promise<boolean> {
+    const disk = this.#disk(diskId);
+    disk.requireUsable();
+    return disk.leases.release(bucket, key, fence);
   }
 
   async getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {

@@ -11,6 +11,9 @@
 import type {
   BucketRecord,
   HexId,
+  LeaseFence,
+  LeaseGrant,
+  LeaseRequest,
   ListRecordsOptions,
   ListRecordsPage,
   NodeHealth,
@@ -132,8 +135,16 @@ export class FaultyNode implements StorageNode {
     return this.#call("deleteShard", [diskId, shard], () => this.inner.deleteShard(diskId, shard));
   }
 
-  putRecord(diskId: string, record: ObjectRecord): Promise<PutRecordResult> {
-    return this.#call("putRecord", [diskId, record], () => this.inner.putRecord(diskId, record));
+  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+    return this.#call("putRecord", [diskId, record, fence], () => this.inner.putRecord(diskId, record, fence));
+  }
+
+  acquireLease(diskId: string, request: LeaseRequest): Promise<LeaseGrant> {
+    return this.#call("acquireLease", [diskId, request], () => this.inner.acquireLease(diskId, request));
+  }
+
+  releaseLease(diskId: string, bucket: string, key: string, fence: LeaseFence): Promise<boolean> {
+    return this.#call("releaseLease", [diskId, bucket, key, fence], () => this.inner.releaseLease(diskId, bucket, key, fence));
   }
 
   getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {
