@@ -63,8 +63,8 @@ describe("internal auth", () => {
     const old = signRequest(secret, request, NOW - AUTH_CLOCK_SKEW_MS_MAX - 1);
     const future = signRequest(secret, request, NOW + AUTH_CLOCK_SKEW_MS_MAX + 1);
     const edge = signRequest(secret, request, NOW - AUTH_CLOCK_SKEW_MS_MAX);
-    expect(reasonOf(() => verifier().verify("GET", "/v1/health", old))).toMatch(/is more than 300000 ms from the node's clock/);
-    expect(reasonOf(() => verifier().verify("GET", "/v1/health", future))).toMatch(/is more than 300000 ms/);
+    expect(reasonOf(() => verifier().verify("GET", "/v1/health", old))).toMatch(new RegExp(`is more than ${AUTH_CLOCK_SKEW_MS_MAX} ms from the node's clock`));
+    expect(reasonOf(() => verifier().verify("GET", "/v1/health", future))).toMatch(new RegExp(`is more than ${AUTH_CLOCK_SKEW_MS_MAX} ms`));
     expect(reasonOf(() => verifier().verify("GET", "/v1/health", edge))).toBe("accepted");
   });
 
