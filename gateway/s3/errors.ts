@@ -23,6 +23,10 @@ export const S3_ERRORS = {
   },
   BucketAlreadyOwnedByYou: { status: 409, message: "Your previous request to create the named bucket succeeded and you already own it." },
   BucketNotEmpty: { status: 409, message: "The bucket you tried to delete is not empty" },
+  ConditionalRequestConflict: {
+    status: 409,
+    message: "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part.",
+  },
   EntityTooLarge: { status: 400, message: "Your proposed upload exceeds the maximum allowed object size." },
   EntityTooSmall: { status: 400, message: "Your proposed upload is smaller than the minimum allowed object size." },
   ExpiredToken: { status: 400, message: "The provided token has expired." },
@@ -180,6 +184,16 @@ const NOT_FOUND_KINDS: Readonly<Record<string, S3ErrorCode>> = {
   version: "NoSuchVersion",
 };
 
+/**
+ * `details.kind` on ERR_VERSION_CONFLICT: a conditional write whose condition did not hold
+ * (PreconditionFailed), or that lost its per-key lease to another writer (ConditionalRequestConflict).
+ */
+const CONFLICT_KINDS: Readonly<Record<string, S3ErrorCode>> = {
+  "bucket-not-empty": "BucketNotEmpty",
+  "precondition-failed": "PreconditionFailed",
+  "conditional-conflict": "ConditionalRequestConflict",
+};
+
 /** Internal codes whose message is the client's own fault and safe to show them. */
 const PASS_MESSAGE: ReadonlySet<ErrorCode> = new Set(["ERR_INVALID_ARGUMENT", "ERR_INCOMPLETE_BODY"]);
 
@@ -193,7 +207,7 @@ export function toS3Error(error: unknown): S3Error {
     let code = TESSERA_TO_S3[error.code];
     const kind = error.details.kind;
     if (error.code === "ERR_NOT_FOUND" && typeof kind === "string") code = NOT_FOUND_KINDS[kind] ?? code;
-    if (error.code === "ERR_VERSION_CONFLICT" && kind === "bucket-not-empty") code = "BucketNotEmpty";
+    if (error.code === "ERR_VERSION_CONFLICT" && typeof kind === "string") code = CONFLICT_KINDS[kind] ?? code;
     const message = PASS_MESSAGE.has(error.code) ? error.message : undefined;
     return new S3Error(code, message, { cause: error });
   }

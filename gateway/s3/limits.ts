@@ -20,6 +20,8 @@ export const BUCKET_NAME_LENGTH_MAX = 63;
 
 /** S3's ceiling on one PutObject body: 5 GiB (larger objects must use multipart). */
 export const PUT_OBJECT_BYTES_MAX = 5 * 1024 * MiB;
+/** S3's ceiling on a CopyObject source and on an UploadPartCopy range: 5 GiB (larger: multipart copy). */
+export const COPY_SOURCE_BYTES_MAX = 5 * 1024 * MiB;
 /** S3's ceiling on user metadata (x-amz-meta-* names and values, UTF-8): 2 KiB. */
 export const USER_METADATA_BYTES_MAX = 2 * KiB;
 
@@ -39,6 +41,10 @@ export const LIST_PAGE_MIN = 1;
 /** S3's part numbers run 1..10000. */
 export const PART_NUMBER_MIN = 1;
 export const PART_NUMBER_MAX = 10_000;
+/** S3's smallest part but the last: 5 MiB (smaller is EntityTooSmall at completion). */
+export const PART_BYTES_MIN = 5 * MiB;
+/** S3's largest part: 5 GiB, as for a PutObject body. */
+export const PART_BYTES_MAX = 5 * 1024 * MiB;
 
 // --- Authentication -------------------------------------------------------------------
 
@@ -83,5 +89,6 @@ export const CREATE_BUCKET_XML_BYTES_MAX = 64 * KiB;
 assert(LIST_PAGE_MIN >= 1 && LIST_PAGE_MIN <= LIST_KEYS_MAX, "a clamped page holds at least one entry");
 assert(BUCKET_NAME_LENGTH_MIN <= BUCKET_NAME_LENGTH_MAX, "bucket name bounds ordered");
 assert(DELETE_XML_BYTES_MAX >= DELETE_OBJECTS_KEYS_MAX * KEY_BYTES_MAX, "a full Delete body fits");
+assert(PART_BYTES_MIN <= PART_BYTES_MAX && PART_BYTES_MAX <= PUT_OBJECT_BYTES_MAX, "part sizes ordered, a part no larger than an object");
 assert(COMPLETE_XML_BYTES_MAX >= PART_NUMBER_MAX * 200, "a full CompleteMultipartUpload body fits");
 assert(AWS_CHUNK_LINE_BYTES_MAX >= 128, "a signed chunk-size line fits");
