@@ -7,11 +7,15 @@
 import { randomBytes } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
+import { TesseraError } from "../core/errors.js";
 import type { Cluster } from "./objects/cluster.js";
 import { ObjectStore, type RepairQueue } from "./objects/object-store.js";
 import { NodeRepairQueue } from "./objects/repair-queue.js";
 import { bucketHandlers } from "./handlers/buckets.js";
+import { copyHandlers } from "./handlers/copy.js";
+import { multipartHandlers } from "./handlers/multipart.js";
 import { objectHandlers } from "./handlers/objects.js";
+import { sweepAbandonedUploads, UPLOAD_ABANDONED_AGE_MS_DEFAULT, UPLOAD_SWEEP_INTERVAL_MS_DEFAULT, type SweepResult } from "./objects/multipart-sweep.js";
 import type { HandlerContext, RequestContext } from "./handlers/context.js";
 import { renderErrorXml, S3Error, toS3Error } from "./s3/errors.js";
 import { dispatchEndpoint, ENDPOINT_KINDS, routeRequest, type EndpointHandlers, type Route } from "./s3/router.js";
@@ -34,12 +38,18 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** Where objects needing repair go; by default, records in the reserved repair bucket on the nodes. */
   readonly repairs?: RepairQueue;
+  /** Multipart uploads idle longer than this are aborted by the sweep (default 7 days). */
+  readonly uploadMaxAgeMs?: number;
+  /** How often the gateway sweeps abandoned uploads (default hourly); 0 turns the timer off. */
+  readonly uploadSweepIntervalMs?: number;
 }
 
 export interface Gateway {
   readonly app: FastifyInstance;
   readonly store: ObjectStore;
   readonly repairs: NodeRepairQueue;
+  /** Aborts multipart uploads idle longer than the configured age, as of `now`. */
+  sweepUploads(now?: number): Promise<SweepResult>;
   close(): Promise<void>;
 }
 
@@ -72,16 +82,47 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     url: "*",
     handler: (request, reply) => handle(request, reply, { verifier, context, baseDomains: options.baseDomains }),
   });
+  const uploadMaxAgeMs = options.uploadMaxAgeMs ?? UPLOAD_ABANDONED_AGE_MS_DEFAULT;
+  requirePositive(uploadMaxAgeMs, "uploadMaxAgeMs");
+  const sweepUploads = (now = Date.now()): Promise<SweepResult> => sweepAbandonedUploads(store, now, uploadMaxAgeMs);
+  const sweeper = startSweeper(options.uploadSweepIntervalMs ?? UPLOAD_SWEEP_INTERVAL_MS_DEFAULT, sweepUploads, logger);
   return {
     app,
     store,
     repairs,
+    sweepUploads,
     close: async () => {
+      clearInterval(sweeper);
       await app.close();
       await store.settle();
       await repairs.settle();
     },
   };
+}
+
+function requirePositive(value: number, option: string): void {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TesseraError("ERR_INVALID_ARGUMENT", `${option}: must be a positive integer of milliseconds, got ${value}`, { option });
+}
+
+/** The periodic abandoned-upload sweep; one at a time, never keeping the process alive. */
+function startSweeper(intervalMs: number, sweep: () => Promise<SweepResult>, logger: Logger): NodeJS.Timeout | undefined {
+  if (intervalMs === 0) return undefined;
+  requirePositive(intervalMs, "uploadSweepIntervalMs");
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    sweep()
+      .then((result) => {
+        if (result.uploadsRemoved + result.partsRemoved + result.staleRecordsRemoved > 0) logger.info(result, "abandoned multipart uploads removed");
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, "abandoned-upload sweep failed"))
+      .finally(() => {
+        running = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return timer;
 }
 
 interface Pipeline {
@@ -106,7 +147,7 @@ async function handle(request: FastifyRequest, reply: FastifyReply, pipeline: Pi
     resource = route.resource;
     const auth = pipeline.verifier.verify({ method, path, query, headers });
     const requestContext: RequestContext = { ...pipeline.context, request, reply, headers, auth, route, requestId };
-    const handlers: EndpointHandlers<Promise<void>> = { ...NOT_IMPLEMENTED, ...bucketHandlers(requestContext), ...objectHandlers(requestContext) };
+    const handlers: EndpointHandlers<Promise<void>> = { ...NOT_IMPLEMENTED, ...bucketHandlers(requestContext), ...objectHandlers(requestContext), ...multipartHandlers(requestContext), ...copyHandlers(requestContext) };
     await dispatchEndpoint(route.endpoint, handlers);
     logRequest(pipeline.context.logger, { method, resource, status: reply.statusCode, requestId, started });
   } catch (error) {

@@ -5,6 +5,8 @@
  */
 import { Readable } from "node:stream";
 import type { ObjectRecord } from "../../core/storage-api.js";
+import type { WriteCondition } from "../objects/conditional-commit.js";
+import { partOffsets } from "../objects/get-object.js";
 import type { ResolvedVersion } from "../objects/versions.js";
 import { checksumHeaderName, CHECKSUM_ALGORITHMS, parseContentMd5, verifyContentMd5 } from "../s3/checksums.js";
 import { S3Error } from "../s3/errors.js";
@@ -41,7 +43,7 @@ export function objectHandlers(context: RequestContext): Handlers {
   };
 }
 
-function userMetadata(headers: RequestHeaders): Record<string, string> {
+export function userMetadata(headers: RequestHeaders): Record<string, string> {
   const metadata: Record<string, string> = {};
   let bytes = 0;
   for (const name of Object.keys(headers)) {
@@ -55,7 +57,7 @@ function userMetadata(headers: RequestHeaders): Record<string, string> {
   return metadata;
 }
 
-function systemMetadata(headers: RequestHeaders): Record<string, string> {
+export function systemMetadata(headers: RequestHeaders): Record<string, string> {
   const metadata: Record<string, string> = {};
   for (const name of STORED_HEADERS) {
     const value = headerValue(headers, name);
@@ -64,6 +66,25 @@ function systemMetadata(headers: RequestHeaders): Record<string, string> {
   const encoding = storedContentEncoding(headers);
   if (encoding !== undefined) metadata["content-encoding"] = encoding;
   return metadata;
+}
+
+/** An ETag from a conditional header: quotes and a weak prefix removed. */
+function bareEtag(value: string): string {
+  return value.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+}
+
+/**
+ * PutObject's and CompleteMultipartUpload's write conditions: `If-None-Match: *` (create
+ * only) and `If-Match: <etag>` (replace only that version). S3 supports no other If-None-Match.
+ */
+export function writeCondition(headers: RequestHeaders): WriteCondition | undefined {
+  const ifNoneMatch = headerValue(headers, "if-none-match");
+  const ifMatch = headerValue(headers, "if-match");
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") {
+    throw new S3Error("NotImplemented", "A header you provided implies functionality that is not implemented: If-None-Match accepts only *.", { extra: { Header: "If-None-Match" } });
+  }
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+  return { ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: true }), ...(ifMatch === undefined ? {} : { ifMatch: bareEtag(ifMatch) }) };
 }
 
 async function putObject(context: RequestContext, endpoint: EndpointOf<"PutObject">): Promise<void> {
@@ -75,6 +96,7 @@ async function putObject(context: RequestContext, endpoint: EndpointOf<"PutObjec
   if (payload.length === undefined) throw new S3Error("MissingContentLength");
   if (payload.length > PUT_OBJECT_BYTES_MAX) throw new S3Error("EntityTooLarge", undefined, { extra: { ProposedSize: String(payload.length), MaxSizeAllowed: String(PUT_OBJECT_BYTES_MAX) } });
   const contentType = headerValue(headers, "content-type");
+  const condition = writeCondition(headers);
   const result = await context.store.put({
     bucket: endpoint.bucket,
     key: endpoint.key,
@@ -88,7 +110,7 @@ async function putObject(context: RequestContext, endpoint: EndpointOf<"PutObjec
       const checksum = await payload.checksum;
       return checksum === undefined ? {} : { [checksumHeaderName(checksum.algorithm)]: checksum.value };
     },
-  });
+  }, condition);
   context.reply.header("etag", quoteEtag(result.record.etag));
   for (const [name, value] of Object.entries(result.record.systemMetadata)) if (name.startsWith("x-amz-checksum-")) context.reply.header(name, value);
   await sendEmpty(context);
@@ -109,40 +131,58 @@ function setObjectHeaders(context: RequestContext, record: ObjectRecord, whole: 
   }
 }
 
-/** Resolves the object and applies versionId, partNumber and the conditional headers. */
-async function resolveFor(context: RequestContext, endpoint: EndpointOf<"GetObject"> | EndpointOf<"HeadObject">): Promise<ResolvedVersion> {
+/** The bytes a GET or HEAD serves: the whole object, a Range, or one part (partNumber). */
+interface Selection {
+  readonly resolved: ResolvedVersion;
+  /** Undefined: the whole object. */
+  readonly range: ByteRange | undefined;
+  /** With partNumber on a multipart object: its part count (x-amz-mp-parts-count). */
+  readonly partsCount: number | undefined;
+}
+
+/** Resolves the object and applies versionId, partNumber, Range and the conditional headers. */
+async function select(context: RequestContext, endpoint: EndpointOf<"GetObject"> | EndpointOf<"HeadObject">): Promise<Selection> {
   const resolved = await context.store.resolve(endpoint.bucket, endpoint.key);
   const { record } = resolved;
   if (endpoint.versionId !== undefined && endpoint.versionId !== "null" && endpoint.versionId !== record.versionId) {
     throw new S3Error("NoSuchVersion", undefined, { extra: { Key: endpoint.key, VersionId: endpoint.versionId } });
   }
-  // An object uploaded in one piece is part 1 of 1.
-  if (endpoint.partNumber !== undefined && endpoint.partNumber !== 1) throw new S3Error("InvalidPartNumber");
   evaluateConditions(context.headers, { etag: record.etag, lastModified: record.lastModified });
-  return resolved;
+  const rangeHeader = headerValue(context.headers, "range");
+  if (endpoint.partNumber === undefined) return { resolved, range: parseRange(rangeHeader, record.size), partsCount: undefined };
+  if (rangeHeader !== undefined) throw new S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter");
+  // An object uploaded in one piece is part 1 of 1.
+  if (record.parts.length === 0) {
+    if (endpoint.partNumber !== 1) throw new S3Error("InvalidPartNumber");
+    return { resolved, range: undefined, partsCount: undefined };
+  }
+  const part = record.parts[endpoint.partNumber - 1];
+  if (part === undefined) throw new S3Error("InvalidPartNumber", undefined, { extra: { PartNumberRequested: String(endpoint.partNumber), ActualPartCount: String(record.parts.length) } });
+  const start = partOffsets(record.parts)[endpoint.partNumber - 1] as number;
+  return { resolved, range: { start, end: start + part.size }, partsCount: record.parts.length };
 }
 
 async function headObject(context: RequestContext, endpoint: EndpointOf<"HeadObject">): Promise<void> {
-  const { record } = await resolveFor(context, endpoint);
-  const range = parseRange(headerValue(context.headers, "range"), record.size);
-  setObjectHeaders(context, record, range === undefined);
-  sizeHeaders(context, range, record.size);
+  const { resolved, range, partsCount } = await select(context, endpoint);
+  setObjectHeaders(context, resolved.record, range === undefined);
+  sizeHeaders(context, range, resolved.record.size, partsCount);
   await context.reply.code(range === undefined ? 200 : 206).send();
 }
 
-function sizeHeaders(context: RequestContext, range: ByteRange | undefined, size: number): void {
+function sizeHeaders(context: RequestContext, range: ByteRange | undefined, size: number, partsCount: number | undefined): void {
+  if (partsCount !== undefined) context.reply.header("x-amz-mp-parts-count", String(partsCount));
   if (range === undefined) {
     context.reply.header("content-length", String(size));
     return;
   }
   context.reply.header("content-length", String(range.end - range.start));
-  context.reply.header("content-range", `bytes ${range.start}-${range.end - 1}/${size}`);
+  // An empty part has no byte positions to name; S3 still answers with the part (206).
+  if (range.end > range.start) context.reply.header("content-range", `bytes ${range.start}-${range.end - 1}/${size}`);
 }
 
 async function getObject(context: RequestContext, endpoint: EndpointOf<"GetObject">): Promise<void> {
-  const resolved = await resolveFor(context, endpoint);
+  const { resolved, range, partsCount } = await select(context, endpoint);
   const { record } = resolved;
-  const range = parseRange(headerValue(context.headers, "range"), record.size);
   const start = range?.start ?? 0;
   const end = range?.end ?? record.size;
   // Read the first piece before any header goes out: a read that fails at once (too many
@@ -151,7 +191,7 @@ async function getObject(context: RequestContext, endpoint: EndpointOf<"GetObjec
   const first = await bytes.next();
   setObjectHeaders(context, record, range === undefined);
   for (const [name, value] of Object.entries(endpoint.responseOverrides)) if (value !== undefined) context.reply.header(name, value);
-  sizeHeaders(context, range, record.size);
+  sizeHeaders(context, range, record.size, partsCount);
   async function* rest(): AsyncGenerator<Buffer> {
     if (first.done !== true) yield first.value;
     yield* bytes;

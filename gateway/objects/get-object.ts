@@ -1,11 +1,13 @@
 /**
  * GET of a resolved version: streams bytes [start, end) through the degraded-read decoder,
- * from shard files on the nodes, or from the shards carried inline in the records.
+ * from shard files on the nodes, or from the shards carried inline in the records. A
+ * multipart object's record lists its parts; each part is its own shard set.
  */
+import { assert } from "../../core/assert.js";
 import { TesseraError } from "../../core/errors.js";
 import { frameOffset, shardLayout } from "../../core/shard-format.js";
-import type { ObjectRecord, StripeRange } from "../../core/storage-api.js";
-import { decodeRange, type ShardSource } from "../erasure/decode.js";
+import type { ObjectRecord, PartRecord, ShardId, StripeRange } from "../../core/storage-api.js";
+import { decodeRange, type DecodeOptions, type ShardSource } from "../erasure/decode.js";
 import type { EncodeParams } from "../erasure/encode.js";
 import type { Cluster } from "./cluster.js";
 import type { ResolvedVersion } from "./versions.js";
@@ -28,28 +30,62 @@ export interface ReadObjectOptions {
   readonly onShardFailure?: (shardIndex: number, error: unknown) => void;
 }
 
-/** The bytes [start, end) of the resolved version (a single-part object). */
+/** The bytes [start, end) of the resolved version, plain or multipart. */
 export function readObject(cluster: Cluster, resolved: ResolvedVersion, start: number, end: number, options: ReadObjectOptions = {}): AsyncGenerator<Buffer> {
   const { record } = resolved;
   if (record.deleteMarker) throw new TesseraError("ERR_NOT_FOUND", "the newest version is a delete marker");
+  assert(start >= 0 && start <= end && end <= record.size, "the range lies within the object");
+  const decodeOptions: DecodeOptions = { skipShards: unansweredShards(resolved), ...(options.onShardFailure === undefined ? {} : { onShardFailure: options.onShardFailure }) };
+  if (record.parts.length > 0) return readParts(cluster, record, start, end, decodeOptions);
   const params = encodeParamsOf(record);
   const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
-  const source = inline ? inlineSource(resolved, params) : nodeSource(cluster, record);
-  const skipShards = new Set<number>();
-  if (!inline) {
-    for (const location of record.placement) {
-      if (!resolved.answered.has(`${location.nodeId}/${location.diskId}`)) skipShards.add(location.shardIndex);
-    }
-  }
-  return decodeRange(params, source, start, end, { skipShards, ...(options.onShardFailure === undefined ? {} : { onShardFailure: options.onShardFailure }) });
+  if (inline) return decodeRange(params, inlineSource(resolved, params), start, end, { ...decodeOptions, skipShards: new Set() });
+  return decodeRange(params, nodeSource(cluster, record, { partNumber: 0, versionId: record.versionId }), start, end, decodeOptions);
 }
 
-function nodeSource(cluster: Cluster, record: ObjectRecord): ShardSource {
+/** Shards on disks that did not answer the record read: known down, never tried. */
+function unansweredShards(resolved: ResolvedVersion): Set<number> {
+  const skip = new Set<number>();
+  for (const location of resolved.record.placement) {
+    if (!resolved.answered.has(`${location.nodeId}/${location.diskId}`)) skip.add(location.shardIndex);
+  }
+  return skip;
+}
+
+/** Where each part starts in the object: offsets[i] is the first byte of parts[i]. */
+export function partOffsets(parts: readonly PartRecord[]): number[] {
+  const offsets: number[] = [];
+  let at = 0;
+  for (const part of parts) {
+    offsets.push(at);
+    at += part.size;
+  }
+  return offsets;
+}
+
+/**
+ * A multipart object: [start, end) mapped onto its parts, each part's slice decoded with its
+ * own parameters (its id, length and stripe size), one part after another.
+ */
+async function* readParts(cluster: Cluster, record: ObjectRecord, start: number, end: number, options: DecodeOptions): AsyncGenerator<Buffer> {
+  const offsets = partOffsets(record.parts);
+  for (const [index, part] of record.parts.entries()) {
+    const partStart = offsets[index] as number;
+    const partEnd = partStart + part.size;
+    if (partEnd <= start || part.size === 0) continue;
+    if (partStart >= end) return;
+    const params = encodeParamsOf(record, part.partNumber, part.partVersionId, part.size, part.blockBytes);
+    const source = nodeSource(cluster, record, { partNumber: part.partNumber, versionId: part.partVersionId });
+    yield* decodeRange(params, source, Math.max(start, partStart) - partStart, Math.min(end, partEnd) - partStart, options);
+  }
+}
+
+function nodeSource(cluster: Cluster, record: ObjectRecord, shardOf: Pick<ShardId, "partNumber" | "versionId">): ShardSource {
   return (shardIndex: number, range: StripeRange, signal: AbortSignal) => {
     const location = record.placement[shardIndex];
     const node = location === undefined ? undefined : cluster.node(location.nodeId);
     if (location === undefined || node === undefined) return failing(new TesseraError("ERR_NODE_UNAVAILABLE", `no node for shard ${shardIndex}`));
-    return node.readShard(location.diskId, { objectId: record.objectId, versionId: record.versionId, partNumber: 0, shardIndex }, range, { signal });
+    return node.readShard(location.diskId, { objectId: record.objectId, ...shardOf, shardIndex }, range, { signal });
   };
 }
 

@@ -4,11 +4,13 @@
  * throws TesseraErrors, which gateway/s3/errors.ts translates to S3 errors in one place.
  */
 import { TesseraError } from "../../core/errors.js";
-import type { BucketRecord, ObjectRecord, StorageNode } from "../../core/storage-api.js";
+import type { BucketRecord, ObjectRecord, ShardLocation, StorageNode } from "../../core/storage-api.js";
 import { HybridClock, decodeVersionId } from "../hlc.js";
 import type { Cluster } from "./cluster.js";
+import { conditionalCommit, hasCondition, type WriteCondition } from "./conditional-commit.js";
 import { readObject, type ReadObjectOptions } from "./get-object.js";
 import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
+import { MultipartUploads } from "./multipart.js";
 import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
 import { readRecords, resolveNewest, withTimeout, type ResolvedVersion } from "./versions.js";
 
@@ -34,12 +36,26 @@ export class ObjectStore {
   readonly #clock: HybridClock;
   readonly #onBackgroundError: (error: unknown, what: string) => void;
   readonly #background = new Set<Promise<void>>();
+  /** Multipart uploads of this store's objects (gateway/objects/multipart.ts). */
+  readonly uploads: MultipartUploads;
 
   constructor(options: ObjectStoreOptions) {
     this.#cluster = options.cluster;
     this.#repairs = options.repairs;
     this.#clock = options.clock ?? new HybridClock();
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+    this.uploads = new MultipartUploads({
+      cluster: this.#cluster,
+      clock: this.#clock,
+      requireBucket: (bucket) => this.requireBucket(bucket),
+      repair: (bucket, key, reason) => this.#repairs.enqueue(bucket, key, reason),
+      committed: (record) => this.#collectOlder(record),
+      background: (work, what) => this.#runInBackground(work, what),
+    });
+  }
+
+  get cluster(): Cluster {
+    return this.#cluster;
   }
 
   // --- Buckets: a record on every node; created at a majority, seen if any node has it.
@@ -101,10 +117,12 @@ export class ObjectStore {
 
   // --- Objects
 
-  async put(input: Omit<PutObjectInput, "versionId">): Promise<PutObjectResult> {
+  /** With a condition, a compare-and-set under the key's lock (conditional-commit.ts). */
+  async put(input: Omit<PutObjectInput, "versionId">, condition?: WriteCondition): Promise<PutObjectResult> {
     await this.requireBucket(input.bucket);
     const placement = this.#cluster.place(input.bucket, input.key);
-    const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId() });
+    const commit = hasCondition(condition) ? conditionalCommit(this.#cluster, placement.locations, condition) : undefined;
+    const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId() }, commit);
     if (result.missingShards.length > 0) this.#repairs.enqueue(input.bucket, input.key, `write missed shards ${result.missingShards.join(",")}`);
     this.#collectOlder(result.record);
     return result;
@@ -173,22 +191,43 @@ export class ObjectStore {
    * missed this cannot bring the object back (newest wins everywhere).
    */
   #collectOlder(newest: ObjectRecord): void {
-    const work = this.#removeOlder(newest).catch((error: unknown) => this.#onBackgroundError(error, `garbage collection of ${newest.bucket}/${newest.key}`));
+    this.#runInBackground(() => this.#removeOlder(newest), `garbage collection of ${newest.bucket}/${newest.key}`);
+  }
+
+  /** Runs work nobody awaits; settle() waits for it, and errors go to onBackgroundError. */
+  #runInBackground(run: () => Promise<unknown>, what: string): void {
+    const work = run().then(
+      () => undefined,
+      (error: unknown) => this.#onBackgroundError(error, what),
+    );
     this.#background.add(work);
     void work.finally(() => this.#background.delete(work));
   }
 
   async #removeOlder(newest: ObjectRecord): Promise<void> {
     const reads = await readRecords(this.#cluster, newest.bucket, newest.key, newest.placement);
+    // A part listed by the newest version or a newer one stays: a completion retried after a
+    // crash writes a second version listing the same parts.
+    const kept = new Set(reads.flatMap((read) => (read.records ?? []).filter((record) => record.versionId >= newest.versionId).flatMap((record) => record.parts.map((part) => part.partVersionId))));
     for (const read of reads) {
       const node = this.#cluster.node(read.location.nodeId);
       for (const record of read.records ?? []) {
         if (node === undefined || record.versionId >= newest.versionId) continue;
-        if (!record.deleteMarker && record.inline === undefined) {
-          await deleteShards(this.#cluster, record.placement.filter((location) => location.nodeId === read.location.nodeId && location.diskId === read.location.diskId), record.objectId, record.versionId);
-        }
+        if (!record.deleteMarker && record.inline === undefined) await this.#removeShardsOn(record, read.location, kept);
         await node.deleteRecord(read.location.diskId, record.bucket, record.key, record.versionId);
       }
+    }
+  }
+
+  /** The shards of `record` on one disk: the object's own, or each part's (unless kept). */
+  async #removeShardsOn(record: ObjectRecord, disk: ShardLocation, kept: ReadonlySet<string>): Promise<void> {
+    const here = record.placement.filter((location) => location.nodeId === disk.nodeId && location.diskId === disk.diskId);
+    if (record.parts.length === 0) {
+      await deleteShards(this.#cluster, here, record.objectId, record.versionId);
+      return;
+    }
+    for (const part of record.parts) {
+      if (!kept.has(part.partVersionId)) await deleteShards(this.#cluster, here, record.objectId, part.partVersionId, part.partNumber);
     }
   }
 }

@@ -6,9 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import { CHECKSUM_ALGORITHM_DEFAULT } from "../../core/checksum.js";
-import { TesseraError } from "../../core/errors.js";
+import { assert } from "../../core/assert.js";
+import { TesseraError, isTesseraError } from "../../core/errors.js";
 import { chooseBlockBytes } from "../../core/shard-format.js";
-import type { ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
+import type { LeaseFence, ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import { encodeObject, type EncodeParams, type ShardSink } from "../erasure/encode.js";
 import type { Cluster, ObjectPlacement } from "./cluster.js";
 
@@ -44,70 +45,114 @@ export interface PutObjectResult {
   readonly missingShards: readonly number[];
 }
 
+/**
+ * Stores `record` on the disks that hold its committed shards (with this disk's inline shard
+ * when the object is inline), or throws; the default is commitRecords at the write quorum.
+ * Conditional writes pass a fenced commit (gateway/objects/conditional-commit.ts).
+ */
+export type RecordCommit = (locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>) => Promise<void>;
+
 export function writeQuorum(k: number, m: number): number {
   return Math.min(k + m, k + 1);
 }
 
-export async function putObject(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput): Promise<PutObjectResult> {
+export function defaultCommit(cluster: Cluster): RecordCommit {
+  const { k, m } = cluster.map.ec;
+  return (locations, record, inline) => commitRecords(cluster, locations, record, writeQuorum(k, m), inline === undefined ? {} : { inline });
+}
+
+export interface EncodeShardsInput {
+  readonly body: AsyncIterable<Buffer>;
+  readonly length: number;
+  /** The version id of a plain object, or the part's own id for a multipart part. */
+  readonly versionId: string;
+  /** 0 for a plain object, 1..10000 for a part. */
+  readonly partNumber: number;
+  /** Keep the shards in memory for the records (small plain objects) instead of shard files. */
+  readonly inline: boolean;
+  readonly observe?: (piece: Buffer) => void;
+}
+
+export interface EncodedShards {
+  /** MD5 of the body: the ETag of a plain object or of a part. */
+  readonly digest: Buffer;
+  readonly blockBytes: number;
+  /** Where shards were committed (at least the write quorum of them). */
+  readonly committed: readonly ShardLocation[];
+  readonly missingShards: readonly number[];
+  readonly inline?: ReadonlyMap<number, Buffer>;
+}
+
+/** Streams the body through the erasure encoder onto the placement's disks (or into memory). */
+export async function encodeShards(cluster: Cluster, placement: ObjectPlacement, input: EncodeShardsInput): Promise<EncodedShards> {
   const { k, m, blockSize } = cluster.map.ec;
   const params: EncodeParams = {
     checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT,
     k,
     m,
     blockBytes: chooseBlockBytes(input.length, k, blockSize),
-    partNumber: 0,
+    partNumber: input.partNumber,
     objectLength: input.length,
     objectId: placement.objectId,
     versionId: Buffer.from(input.versionId, "hex"),
   };
-  const inline = input.length <= INLINE_OBJECT_BYTES_MAX ? new Map<number, Buffer>() : undefined;
-  const sink = inline === undefined ? shardSink(cluster, placement, input.versionId) : memorySink(inline);
+  assert(!input.inline || input.partNumber === 0, "parts are never inline: a completed object's record lists them");
+  const inline = input.inline ? new Map<number, Buffer>() : undefined;
+  const sink = inline === undefined ? shardSink(cluster, placement, input.versionId, input.partNumber) : memorySink(inline);
   const md5 = createHash("md5");
-  const quorum = writeQuorum(k, m);
   const encoded = await encodeObject(input.body, params, sink, {
-    writeQuorum: quorum,
+    writeQuorum: writeQuorum(k, m),
     observe: (piece) => {
       md5.update(piece);
       input.observe?.(piece);
     },
   });
-  const digest = md5.digest();
-  const committedShards = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
-  let lateMetadata: Readonly<Record<string, string>> = {};
-  try {
-    lateMetadata = (await input.finalize?.(digest)) ?? {};
-  } catch (error) {
-    if (inline === undefined) await deleteShards(cluster, committedShards, placement.objectIdHex, input.versionId);
-    throw error;
-  }
-  const record: ObjectRecord = {
-    bucket: input.bucket,
-    key: input.key,
-    versionId: input.versionId,
-    revision: 1,
-    objectId: placement.objectIdHex,
-    deleteMarker: false,
-    size: input.length,
-    etag: digest.toString("hex"),
-    lastModified: input.now ?? Date.now(),
-    ...(input.contentType === undefined ? {} : { contentType: input.contentType }),
-    userMetadata: input.userMetadata,
-    systemMetadata: { ...input.systemMetadata, ...lateMetadata },
-    ec: { k, m, blockBytes: params.blockBytes, checksumAlgorithm: params.checksumAlgorithm },
-    placement: placement.locations,
-    parts: [],
-  };
-  await commitRecords(cluster, committedShards, record, quorum, inline);
-  const missingShards = placement.locations.filter((location) => !committedShards.includes(location)).map((location) => location.shardIndex);
-  return { record, missingShards };
+  const committed = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
+  const missingShards = placement.locations.filter((location) => !committed.includes(location)).map((location) => location.shardIndex);
+  return { digest: md5.digest(), blockBytes: params.blockBytes, committed, missingShards, ...(inline === undefined ? {} : { inline }) };
 }
 
-function shardSink(cluster: Cluster, placement: ObjectPlacement, versionId: string): ShardSink {
+/** Removes the shards of a write that will not be committed (nothing to do for inline ones). */
+export async function discardShards(cluster: Cluster, placement: ObjectPlacement, encoded: EncodedShards, versionId: string, partNumber: number): Promise<void> {
+  if (encoded.inline === undefined) await deleteShards(cluster, encoded.committed, placement.objectIdHex, versionId, partNumber);
+}
+
+export async function putObject(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput, commit: RecordCommit = defaultCommit(cluster)): Promise<PutObjectResult> {
+  const { k, m } = cluster.map.ec;
+  const encoded = await encodeShards(cluster, placement, { ...input, partNumber: 0, inline: input.length <= INLINE_OBJECT_BYTES_MAX });
+  try {
+    const lateMetadata = (await input.finalize?.(encoded.digest)) ?? {};
+    const record: ObjectRecord = {
+      bucket: input.bucket,
+      key: input.key,
+      versionId: input.versionId,
+      revision: 1,
+      objectId: placement.objectIdHex,
+      deleteMarker: false,
+      size: input.length,
+      etag: encoded.digest.toString("hex"),
+      lastModified: input.now ?? Date.now(),
+      ...(input.contentType === undefined ? {} : { contentType: input.contentType }),
+      userMetadata: input.userMetadata,
+      systemMetadata: { ...input.systemMetadata, ...lateMetadata },
+      ec: { k, m, blockBytes: encoded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT },
+      placement: placement.locations,
+      parts: [],
+    };
+    await commit(encoded.committed, record, encoded.inline);
+    return { record, missingShards: encoded.missingShards };
+  } catch (error) {
+    await discardShards(cluster, placement, encoded, input.versionId, 0);
+    throw error;
+  }
+}
+
+function shardSink(cluster: Cluster, placement: ObjectPlacement, versionId: string, partNumber: number): ShardSink {
   return async (shardIndex, body, declaredBytes) => {
     const location = placement.locations[shardIndex];
     const node = location === undefined ? undefined : cluster.node(location.nodeId);
     if (location === undefined || node === undefined) throw new TesseraError("ERR_NODE_UNAVAILABLE", `no node for shard ${shardIndex}`);
-    const shard: ShardId = { objectId: placement.objectIdHex, versionId, partNumber: 0, shardIndex };
+    const shard: ShardId = { objectId: placement.objectIdHex, versionId, partNumber, shardIndex };
     await node.writeShard(location.diskId, shard, body, declaredBytes);
   };
 }
@@ -120,32 +165,41 @@ function memorySink(into: Map<number, Buffer>): ShardSink {
   };
 }
 
+export interface CommitOptions {
+  /** Per shard index: that disk's whole shard, stored inside its record (small objects). */
+  readonly inline?: ReadonlyMap<number, Buffer>;
+  /** A fenced commit: each disk's lease grant by "node/disk"; a disk without one is not written. */
+  readonly fences?: ReadonlyMap<string, LeaseFence>;
+}
+
+export function diskKey(location: Pick<ShardLocation, "nodeId" | "diskId">): string {
+  return `${location.nodeId}/${location.diskId}`;
+}
+
 /**
  * Writes the record to every disk that holds a shard; with fewer than `quorum` stored, the
- * records and shards written are removed (best effort: leftovers are older-than-newest
- * garbage the collector removes) and the PUT fails.
+ * records written are removed (best effort: leftovers are older-than-newest garbage the
+ * collector removes) and the commit fails. Shards are the caller's to remove.
  */
-export async function commitRecords(
-  cluster: Cluster,
-  locations: readonly ShardLocation[],
-  record: ObjectRecord,
-  quorum: number,
-  inline?: ReadonlyMap<number, Buffer>,
-): Promise<void> {
+export async function commitRecords(cluster: Cluster, locations: readonly ShardLocation[], record: ObjectRecord, quorum: number, options: CommitOptions = {}): Promise<void> {
   const results = await Promise.allSettled(
     locations.map(async (location) => {
       const node = cluster.node(location.nodeId);
       if (node === undefined) throw new TesseraError("ERR_NODE_UNAVAILABLE", `no node ${location.nodeId}`);
-      const shard = inline?.get(location.shardIndex);
-      await node.putRecord(location.diskId, shard === undefined ? record : { ...record, inline: shard });
+      const shard = options.inline?.get(location.shardIndex);
+      const stored = shard === undefined ? record : { ...record, inline: shard };
+      if (options.fences === undefined) return node.putRecord(location.diskId, stored);
+      const fence = options.fences.get(diskKey(location));
+      if (fence === undefined) throw new TesseraError("ERR_VERSION_CONFLICT", `no lease held on ${diskKey(location)}`, { kind: "fenced" });
+      return node.putRecord(location.diskId, stored, fence);
     }),
   );
   const stored = locations.filter((_, index) => results[index]?.status === "fulfilled");
   if (stored.length >= quorum) return;
   await Promise.allSettled(stored.map((location) => cluster.node(location.nodeId)?.deleteRecord(location.diskId, record.bucket, record.key, record.versionId)));
-  if (inline === undefined && !record.deleteMarker) await deleteShards(cluster, locations, record.objectId, record.versionId);
   const reasons = results.flatMap((result) => (result.status === "rejected" ? [String(result.reason instanceof Error ? result.reason.message : result.reason)] : []));
-  throw new TesseraError("ERR_WRITE_QUORUM", `${stored.length} records stored, ${quorum} needed (${reasons.join("; ")})`, { stored: stored.length, quorum });
+  const fenced = results.some((result) => result.status === "rejected" && isTesseraError(result.reason, "ERR_VERSION_CONFLICT"));
+  throw new TesseraError("ERR_WRITE_QUORUM", `${stored.length} records stored, ${quorum} needed (${reasons.join("; ")})`, { stored: stored.length, quorum, fenced });
 }
 
 export async function deleteShards(cluster: Cluster, locations: readonly ShardLocation[], objectIdHex: string, versionId: string, partNumber = 0): Promise<void> {
