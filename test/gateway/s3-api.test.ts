@@ -28,8 +28,11 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { HttpRequest } from "@smithy/core/protocols";
+import { SignatureV4 } from "@smithy/signature-v4";
 import { Prng, seedFromEnv } from "../prng.js";
-import { startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
+import { ACCESS_KEY, REGION, SECRET_KEY, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
 
 const seed = seedFromEnv(0x5eed_5300);
 let cluster: InProcessCluster;
@@ -56,6 +59,17 @@ async function s3Error(promise: Promise<unknown>): Promise<{ name: string; statu
     throw error;
   }
   throw new Error("expected an S3 error");
+}
+
+/** Sends a request signed by the real AWS signer, for the cases an SDK client never produces. */
+async function signedRaw(spec: { method: string; path: string; query?: Record<string, string>; headers?: Record<string, string>; body?: string }, options: { accessKey?: string; time?: Date } = {}): Promise<{ status: number; text: string }> {
+  const url = new URL(cluster.endpoint);
+  const signer = new SignatureV4({ credentials: { accessKeyId: options.accessKey ?? ACCESS_KEY, secretAccessKey: SECRET_KEY }, region: REGION, service: "s3", sha256: Sha256, uriEscapePath: false });
+  const unsigned = new HttpRequest({ method: spec.method, protocol: "http:", hostname: url.hostname, port: Number(url.port), path: spec.path, query: spec.query ?? {}, headers: { host: url.host, ...spec.headers }, body: spec.body });
+  const signed = (await signer.sign(unsigned, { signingDate: options.time ?? new Date() })) as HttpRequest;
+  const query = new URLSearchParams(signed.query as Record<string, string>).toString();
+  const response = await request(`${cluster.endpoint}${signed.path}${query === "" ? "" : `?${query}`}`, { method: spec.method as "POST", headers: signed.headers, body: spec.body ?? null });
+  return { status: response.statusCode, text: await response.body.text() };
 }
 
 const md5 = (data: Buffer): string => `"${createHash("md5").update(data).digest("hex")}"`;
@@ -158,6 +172,26 @@ describe(`S3 API over erasure-coded in-memory nodes (seed ${seed})`, () => {
     expect(await s3Error(s3.send(new PutObjectCommand({ Bucket: "alpha", Key: "k".repeat(1025), Body: "x" })))).toEqual({ name: "KeyTooLongError", status: 400 });
     expect(await s3Error(s3.send(new PutObjectCommand({ Bucket: "alpha", Key: "meta", Body: "x", Metadata: { big: "v".repeat(2100) } })))).toEqual({ name: "MetadataTooLarge", status: 400 });
     expect(await s3Error(cluster.client({ secret: "wrong-secret" }).send(new ListBucketsCommand({})))).toEqual({ name: "SignatureDoesNotMatch", status: 403 });
+  });
+
+  it("answers malformed XML, unknown keys, skewed clocks, expired URLs and lying hashes with S3's errors", async () => {
+    const malformed = await signedRaw({ method: "POST", path: "/alpha", query: { delete: "" }, headers: { "content-type": "application/xml" }, body: "<Delete><Object><Key>x</Key></Object" });
+    expect(malformed.status).toBe(400);
+    expect(malformed.text).toContain("<Code>MalformedXML</Code>");
+    const unknown = await signedRaw({ method: "GET", path: "/" }, { accessKey: "NOSUCHKEY" });
+    expect(unknown.status).toBe(403);
+    expect(unknown.text).toContain("<Code>InvalidAccessKeyId</Code>");
+    const skewed = await signedRaw({ method: "GET", path: "/" }, { time: new Date(Date.now() - 20 * 60 * 1000) });
+    expect(skewed.status).toBe(403);
+    expect(skewed.text).toContain("<Code>RequestTimeTooSkewed</Code>");
+    const lying = await signedRaw({ method: "PUT", path: "/alpha/lying", headers: { "x-amz-content-sha256": "0".repeat(64) }, body: "the body" });
+    expect(lying.status).toBe(400);
+    expect(lying.text).toContain("<Code>XAmzContentSHA256Mismatch</Code>");
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: "alpha", Key: "lying" })))).toMatchObject({ status: 404 });
+    const expiredUrl = await getSignedUrl(s3, new GetObjectCommand({ Bucket: "alpha", Key: "conditional" }), { expiresIn: 1, signingDate: new Date(Date.now() - 60_000) });
+    const expired = await request(expiredUrl);
+    expect(expired.statusCode).toBe(403);
+    expect(await expired.body.text()).toContain("Request has expired");
   });
 
   it("lists with prefix, delimiter, pagination, start-after and v1 markers", async () => {
