@@ -3,7 +3,8 @@
  * newest part) for longer than the configured age is aborted with all its parts, as S3's
  * AbortIncompleteMultipartUpload lifecycle rule would; then part records older than that age
  * whose upload is gone (a part that landed after its upload was completed or aborted) are
- * removed, and so are stale copies of upload records a down node missed the removal of.
+ * removed, and so are stale copies of upload records a down node missed the removal of. An
+ * upload whose bucket was deleted goes with its first old part.
  * The gateway runs it periodically; tests call it with their own `now`.
  */
 import type { BucketRecord, ObjectRecord, ShardLocation } from "../../core/storage-api.js";
@@ -40,8 +41,10 @@ interface Tally {
 
 export async function sweepAbandonedUploads(target: SweepTarget, now: number, maxAgeMs: number): Promise<SweepResult> {
   const tally: Tally = { uploadsRemoved: 0, partsRemoved: 0, staleRecordsRemoved: 0 };
-  for (const bucket of await target.listBuckets()) await sweepBucket(target, bucket.name, { now, maxAgeMs, tally });
-  await sweepOrphanParts(target.cluster, { now, maxAgeMs, tally });
+  const buckets = new Set((await target.listBuckets()).map((bucket) => bucket.name));
+  const context: SweepContext = { now, maxAgeMs, tally, buckets };
+  for (const bucket of buckets) await sweepBucket(target, bucket, context);
+  await sweepOrphanParts(target, context);
   return tally;
 }
 
@@ -49,6 +52,8 @@ interface SweepContext {
   readonly now: number;
   readonly maxAgeMs: number;
   readonly tally: Tally;
+  /** The buckets that exist: uploads of any other bucket are abandoned with it. */
+  readonly buckets: ReadonlySet<string>;
 }
 
 async function sweepBucket(target: SweepTarget, bucket: string, context: SweepContext): Promise<void> {
@@ -92,8 +97,12 @@ async function expireIfAbandoned(target: SweepTarget, upload: Upload, context: S
   context.tally.uploadsRemoved += 1;
 }
 
-/** Part records older than the age whose upload no longer exists, on every disk. */
-async function sweepOrphanParts(cluster: Cluster, context: SweepContext): Promise<void> {
+/**
+ * Part records older than the age whose upload no longer exists, on every disk; an old
+ * part of an upload whose bucket was deleted expires that whole upload.
+ */
+async function sweepOrphanParts(target: SweepTarget, context: SweepContext): Promise<void> {
+  const { cluster } = target;
   const done = new Set<string>();
   for (const disk of cluster.allDisks()) {
     const node = cluster.node(disk.nodeId);
@@ -102,22 +111,30 @@ async function sweepOrphanParts(cluster: Cluster, context: SweepContext): Promis
       const options = { bucket: PARTS_BUCKET, limit: PART_RECORDS_PAGE, ...(startAfter === undefined ? {} : { startAfter }) };
       const page = await withTimeout(node?.listRecords(disk.diskId, options) ?? Promise.reject(new Error(`no node ${disk.nodeId}`)), RECORD_READ_TIMEOUT_MS, `node ${disk.nodeId}`).catch(() => undefined);
       for (const record of page?.records ?? []) {
-        if (done.has(record.key) || context.now - record.lastModified <= context.maxAgeMs) continue;
+        const uploadId = record.key.slice(0, record.key.indexOf("/"));
+        if (done.has(record.key) || done.has(uploadId) || context.now - record.lastModified <= context.maxAgeMs) continue;
         done.add(record.key);
-        if (await removeIfOrphan(cluster, record)) context.tally.partsRemoved += 1;
+        await sweepOldPart(target, record, uploadId, { ...context, done });
       }
       startAfter = page?.nextStartAfter;
     } while (startAfter !== undefined);
   }
 }
 
-async function removeIfOrphan(cluster: Cluster, record: ObjectRecord): Promise<boolean> {
+async function sweepOldPart(target: SweepTarget, record: ObjectRecord, uploadId: string, context: SweepContext & { done: Set<string> }): Promise<void> {
+  const { cluster } = target;
   const bucket = record.userMetadata.bucket;
   const key = record.userMetadata.key;
-  const uploadId = record.key.slice(0, record.key.indexOf("/"));
-  if (bucket === undefined || key === undefined) return false;
-  if ((await findUpload(cluster, bucket, key, uploadId)) !== undefined) return false;
+  if (bucket === undefined || key === undefined) return;
+  const upload = await findUpload(cluster, bucket, key, uploadId);
+  if (upload !== undefined && context.buckets.has(bucket)) return;
+  if (upload !== undefined) {
+    context.done.add(uploadId);
+    context.tally.partsRemoved += await target.uploads.expire(upload);
+    context.tally.uploadsRemoved += 1;
+    return;
+  }
   const referenced = await referencedParts(cluster, bucket, key, record.placement);
   await removePartVersion(cluster, record, record.placement, referenced);
-  return true;
+  context.tally.partsRemoved += 1;
 }

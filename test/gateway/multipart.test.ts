@@ -10,6 +10,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -24,7 +25,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { partRecord, uploadPlacement } from "../../gateway/objects/multipart-records.js";
 import { UPLOAD_ABANDONED_AGE_MS_DEFAULT } from "../../gateway/objects/multipart-sweep.js";
+import { commitRecords, encodeShards } from "../../gateway/objects/put-object.js";
 import { PART_BYTES_MIN } from "../../gateway/s3/limits.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
@@ -290,6 +293,31 @@ describe(`multipart uploads (seed ${seed})`, () => {
     expect(await shardCount()).toBe(before);
     // Completed objects are untouched by the sweep.
     expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "big/object.bin" }))).ContentLength).toBeGreaterThan(0);
+  });
+
+  it("the garbage collector removes a late part of a finished upload, and uploads of a deleted bucket", async () => {
+    const prng = new Prng(seed + 10);
+    await cluster.gateway.store.settle();
+    const before = await shardCount();
+    const store = cluster.gateway.store;
+    // A part that landed after its upload was aborted: what a slow UploadPart racing an abort leaves.
+    const upload = await store.uploads.create({ bucket: BUCKET, key: "late-part", userMetadata: {}, systemMetadata: {} });
+    await store.uploads.abort(BUCKET, "late-part", upload.uploadId);
+    const placement = uploadPlacement(upload);
+    const partVersionId = "f".repeat(32);
+    const body = prng.bytes(PART_BYTES_MIN);
+    const encoded = await encodeShards(store.cluster, placement, { body: [body], length: body.length, versionId: partVersionId, partNumber: 1, inline: false });
+    const part = { partNumber: 1, partVersionId, size: body.length, etag: encoded.digest.toString("hex"), blockBytes: encoded.blockBytes };
+    await commitRecords(store.cluster, encoded.committed, partRecord(upload, part, {}, Date.now()), 5);
+    // An upload in a bucket deleted since (a bucket with no objects can be deleted).
+    await s3.send(new CreateBucketCommand({ Bucket: "doomed" }));
+    const doomed = await s3.send(new CreateMultipartUploadCommand({ Bucket: "doomed", Key: "k" }));
+    await s3.send(new UploadPartCommand({ Bucket: "doomed", Key: "k", UploadId: doomed.UploadId, PartNumber: 1, Body: prng.bytes(100) }));
+    await s3.send(new DeleteBucketCommand({ Bucket: "doomed" }));
+    expect(await shardCount()).toBe(before + 12);
+    const swept = await cluster.gateway.sweepUploads(Date.now() + UPLOAD_ABANDONED_AGE_MS_DEFAULT + 60_000);
+    expect(swept).toMatchObject({ uploadsRemoved: 1, partsRemoved: 2 });
+    expect(await shardCount()).toBe(before);
   });
 
   it("a plain PutObject is part 1 of 1", async () => {
