@@ -38,6 +38,26 @@ export class Cluster {
     return this.#nodes.get(nodeId);
   }
 
+  /**
+   * Every node with a client: the map's, and nodes a newer map dropped. Records may still
+   * name a dropped node until the healer has moved its shards off it (decommissioning), so
+   * its client stays.
+   */
+  knownNodeIds(): string[] {
+    return [...this.#nodes.keys()];
+  }
+
+  /**
+   * Swaps in a newer map (a reload: SIGHUP or the admin API). `nodes` must give a
+   * StorageNode for every node of the new map that has none yet; known nodes keep theirs.
+   * Placement follows the new map at once; records keep naming where shards really are.
+   */
+  setMap(map: ClusterMap, nodes: ReadonlyMap<string, StorageNode> = new Map()): void {
+    for (const [id, node] of nodes) if (!this.#nodes.has(id)) this.#nodes.set(id, node);
+    for (const node of map.nodes) assert(this.#nodes.has(node.id), `a StorageNode is given for map node ${node.id}`);
+    this.#map = map;
+  }
+
   /** Every (node, disk) of the map, for listings and bucket operations. */
   allDisks(): ShardLocation[] {
     return this.#map.nodes.flatMap((node) => node.disks.map((disk) => ({ shardIndex: -1, nodeId: node.id, diskId: disk.id })));
