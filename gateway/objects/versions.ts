@@ -1,9 +1,12 @@
 /**
  * Reading version records from an object's disks and choosing the version to serve:
- * the newest one that is a delete marker, or whose shards sit on at least k disks whose
- * nodes answered (DESIGN.md: "picks the newest version readable from at least k shards").
+ * the newest one that is a delete marker, or whose shards sit on at least k disks that
+ * answered with its record (DESIGN.md: "picks the newest version readable from at least k
+ * shards"). Records are followed: a disk a record names is read even if the map no longer
+ * places the key there, so a map change or a healer move never hides a shard.
  */
 import { TesseraError } from "../../core/errors.js";
+import { decodeShardHeader } from "../../core/shard-format.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Cluster } from "./cluster.js";
 
@@ -40,7 +43,24 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, wha
   }
 }
 
+/**
+ * Every version of the key on each of `locations`, and then on every disk a found record
+ * names that was not asked yet (a record always says where its shards really are: after a map
+ * change or a healer move, some may sit outside the map's placement). One extra round trip,
+ * only when a record names such a disk.
+ */
 export async function readRecords(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[]): Promise<RecordRead[]> {
+  const reads = await readRecordsAt(cluster, bucket, key, locations);
+  const asked = new Set(reads.map((read) => locationKey(read.location)));
+  const named = new Map<string, ShardLocation>();
+  for (const read of reads) {
+    for (const record of read.records ?? []) for (const location of record.placement) if (!asked.has(locationKey(location))) named.set(locationKey(location), location);
+  }
+  if (named.size === 0) return reads;
+  return [...reads, ...(await readRecordsAt(cluster, bucket, key, [...named.values()]))];
+}
+
+async function readRecordsAt(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[]): Promise<RecordRead[]> {
   return Promise.all(
     locations.map(async (location): Promise<RecordRead> => {
       const node = cluster.node(location.nodeId);
@@ -66,19 +86,21 @@ const locationKey = (location: Pick<ShardLocation, "nodeId" | "diskId">): string
 export function resolveNewest(reads: readonly RecordRead[], writeQuorum: number): ResolvedVersion | undefined {
   const answered = new Set(reads.filter((read) => read.records !== undefined).map((read) => locationKey(read.location)));
   const unanswered = reads.length - answered.size;
-  const versions = new Map<string, { record: ObjectRecord; holders: Map<number, { location: ShardLocation; record: ObjectRecord }> }>();
+  const versions = new Map<string, { record: ObjectRecord; byDisk: Map<string, { location: ShardLocation; record: ObjectRecord }> }>();
   for (const read of reads) {
     for (const record of read.records ?? []) {
-      const entry = versions.get(record.versionId) ?? { record, holders: new Map() };
+      const entry = versions.get(record.versionId) ?? { record, byDisk: new Map() };
       if (record.revision > entry.record.revision) entry.record = record;
-      entry.holders.set(read.location.shardIndex, { location: read.location, record });
+      entry.byDisk.set(locationKey(read.location), { location: read.location, record });
       versions.set(record.versionId, entry);
     }
   }
   const newestFirst = [...versions.values()].sort((a, b) => (a.record.versionId < b.record.versionId ? 1 : -1));
-  for (const { record, holders } of newestFirst) {
-    if (record.deleteMarker || readableShards(record, answered, holders) >= record.ec.k) return { record, holders, answered };
-    if (holders.size + unanswered >= writeQuorum) throw unreadable(record, unanswered);
+  for (const { record, byDisk } of newestFirst) {
+    const holders = holdersOf(record, byDisk);
+    if (record.deleteMarker || holders.size >= record.ec.k) return { record, holders, answered };
+    const silent = record.placement.length === 0 ? unanswered : record.placement.filter((location) => !answered.has(locationKey(location))).length;
+    if (byDisk.size + silent >= writeQuorum) throw unreadable(record, silent);
   }
   if (newestFirst.length === 0 && unanswered >= writeQuorum) {
     throw new TesseraError("ERR_READ_QUORUM", `${unanswered} of ${reads.length} disks did not answer: the key may exist on them`);
@@ -90,8 +112,31 @@ function unreadable(record: ObjectRecord, unanswered: number): TesseraError {
   return new TesseraError("ERR_READ_QUORUM", `${record.bucket}/${record.key} version ${record.versionId}: fewer than k = ${record.ec.k} shards reachable (${unanswered} disks did not answer)`);
 }
 
-function readableShards(record: ObjectRecord, answered: ReadonlySet<string>, holders: ReadonlyMap<number, unknown>): number {
-  if (record.inline !== undefined) return holders.size;
-  if (record.parts.length > 0 || record.placement.length > 0) return record.placement.filter((location) => answered.has(locationKey(location))).length;
-  return 0;
+/**
+ * The shards of `record` that can be read, by the shard index its placement gives each
+ * disk (the newest revision's placement: after a healer move, a disk's index may differ from
+ * the map's). A disk counts only if it holds a record of this version, since a record is
+ * written only after its shard is committed; an inline shard only if it is that index's.
+ */
+function holdersOf(record: ObjectRecord, byDisk: ReadonlyMap<string, { location: ShardLocation; record: ObjectRecord }>): Map<number, { location: ShardLocation; record: ObjectRecord }> {
+  const holders = new Map<number, { location: ShardLocation; record: ObjectRecord }>();
+  if (record.placement.length === 0) {
+    for (const holder of byDisk.values()) holders.set(holder.location.shardIndex, holder);
+    return holders;
+  }
+  for (const location of record.placement) {
+    const holder = byDisk.get(locationKey(location));
+    if (holder === undefined || !inlineMatches(holder.record, location.shardIndex)) continue;
+    holders.set(location.shardIndex, { location, record: holder.record });
+  }
+  return holders;
+}
+
+function inlineMatches(record: ObjectRecord, shardIndex: number): boolean {
+  if (record.inline === undefined) return true;
+  try {
+    return decodeShardHeader(record.inline).shardIndex === shardIndex;
+  } catch {
+    return false;
+  }
 }
