@@ -49,6 +49,8 @@ export interface ClusterOptions {
   readonly logLevel?: "info" | "debug" | "trace";
   /** Extra flags for the gateway. */
   readonly gatewayArgs?: readonly string[];
+  /** Extra environment for every process (bench/profile.ts preloads its CPU sampler through NODE_OPTIONS). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface HarnessProcess {
@@ -169,7 +171,7 @@ function cleanEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_"))), ...extra };
 }
 
-function startNodes(root: string, secretFile: string, options: Required<Pick<ClusterOptions, "nodes" | "disksPerNode" | "logLevel">>): Array<ManagedProcess & { id: string; dirs: string[] }> {
+function startNodes(root: string, secretFile: string, options: Required<Pick<ClusterOptions, "nodes" | "disksPerNode" | "logLevel" | "env">>): Array<ManagedProcess & { id: string; dirs: string[] }> {
   return Array.from({ length: options.nodes }, (_, index) => {
     const id = `n${index + 1}`;
     const dirs = Array.from({ length: options.disksPerNode }, (__, disk) => join(root, id, `d${disk}`));
@@ -177,7 +179,7 @@ function startNodes(root: string, secretFile: string, options: Required<Pick<Clu
       "storage-node", "--id", id, "--listen", `127.0.0.1:${port}`, "--secret-file", secretFile, "--log-level", options.logLevel,
       ...dirs.flatMap((dir) => ["--disk", dir]),
     ];
-    return Object.assign(new ManagedProcess(id, args, cleanEnvironment()), { id, dirs });
+    return Object.assign(new ManagedProcess(id, args, cleanEnvironment(options.env)), { id, dirs });
   });
 }
 
@@ -221,7 +223,7 @@ async function assemble(root: string, options: ClusterOptions, processes: Manage
   await writeFile(secretFile, `${randomBytes(SECRET_BYTES).toString("hex")}\n`, { mode: 0o600 });
   const logLevel = options.logLevel ?? "info";
   const nodeCount = options.nodes ?? (options.k ?? EC_K_DEFAULT) + (options.m ?? EC_M_DEFAULT);
-  const nodes = startNodes(root, secretFile, { nodes: nodeCount, disksPerNode: options.disksPerNode ?? 1, logLevel });
+  const nodes = startNodes(root, secretFile, { nodes: nodeCount, disksPerNode: options.disksPerNode ?? 1, logLevel, env: options.env ?? {} });
   processes.push(...nodes);
   for (const node of nodes) for (const dir of node.dirs) await mkdir(dir, { recursive: true });
   await Promise.all(nodes.map((node) => node.start()));
@@ -234,7 +236,7 @@ async function assemble(root: string, options: ClusterOptions, processes: Manage
     "gateway", "--map", mapFile, "--secret-file", secretFile, "--listen", `127.0.0.1:${port}`, "--region", region, "--log-level", logLevel,
     ...(options.gatewayArgs ?? []),
   ];
-  const gateway = new ManagedProcess("gateway", gatewayArgs, cleanEnvironment({ TESSERA_ACCESS_KEY: credentials.accessKeyId, TESSERA_SECRET_KEY: credentials.secretAccessKey }));
+  const gateway = new ManagedProcess("gateway", gatewayArgs, cleanEnvironment({ ...options.env, TESSERA_ACCESS_KEY: credentials.accessKeyId, TESSERA_SECRET_KEY: credentials.secretAccessKey }));
   processes.push(gateway);
   await gateway.start();
   const node = (id: string): HarnessNode => {

@@ -1,0 +1,91 @@
+/**
+ * Every size, count and duration `npm run bench` uses, each with what it costs. The full
+ * run takes about 15 minutes on the 2-core reference machine; `--quick` under two.
+ */
+import { assert } from "../core/assert.js";
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+/** MB/s and GB in every figure are decimal (10^6, 10^9), as disk and network vendors count. */
+export const MB = 1e6;
+export const GB = 1e9;
+
+/** The issue's matrix: a small object (inline in records), one stripe, many stripes. */
+export const OBJECT_SIZES = [4 * KiB, 1 * MiB, 64 * MiB] as const;
+export const CONCURRENCIES = [1, 4, 16] as const;
+/** The memory-bound object: 1 GiB streams through the gateway while its peak RSS is read. */
+export const HUGE_OBJECT_BYTES = 1 * GiB;
+
+export interface Budget {
+  /** Runs per cell: each figure is min / median / max over them. */
+  readonly runs: number;
+  /** Closed-loop time per run; every worker finishes its last operation, and does at least one. */
+  readonly runMs: number;
+  /** Bytes read/written per disk ceiling run: over the drive's write cache, under a few seconds. */
+  readonly diskBytes: number;
+  /** Bytes per loopback HTTP ceiling run. */
+  readonly loopbackBytes: number;
+  /** Time per CPU ceiling run (MD5, encode). */
+  readonly cpuCeilingMs: number;
+  /** Run the 1 GiB object (about 10 s on this machine). */
+  readonly hugeObject: boolean;
+  /** Sizes measured degraded (1 and 2 nodes stopped), at concurrency 4. */
+  readonly degradedSizes: readonly number[];
+  /** Cells measured on the s3rver baseline, by object size. */
+  readonly baselineSizes: readonly number[];
+  /** A cell whose one round (size × concurrency) moves more is skipped: 64 MiB × 16 is 1 GiB a round. */
+  readonly roundBytesMax: number;
+}
+
+/** Three runs of 3 s per cell: enough to see noise; the whole matrix twice plus extras ≈ 15 min. */
+export const FULL_BUDGET: Budget = {
+  runs: 3,
+  runMs: 3_000,
+  diskBytes: 512 * MiB,
+  loopbackBytes: 1 * GiB,
+  cpuCeilingMs: 1_000,
+  hugeObject: true,
+  degradedSizes: [1 * MiB, 64 * MiB],
+  baselineSizes: OBJECT_SIZES,
+  roundBytesMax: Number.POSITIVE_INFINITY,
+};
+
+/** Under two minutes: short runs, the 64 MiB cells and the 1 GiB object kept, fewer ceiling bytes. */
+export const QUICK_BUDGET: Budget = {
+  runs: 3,
+  runMs: 400,
+  diskBytes: 128 * MiB,
+  loopbackBytes: 256 * MiB,
+  cpuCeilingMs: 300,
+  hugeObject: false,
+  degradedSizes: [64 * MiB],
+  baselineSizes: [4 * KiB, 64 * MiB],
+  roundBytesMax: 256 * MiB,
+};
+
+/** Unmeasured operations per object size before its cells: the JIT settles, connections open. */
+export const WARMUP_OPERATIONS = 4;
+
+/** Percentiles of per-operation latency reported per run. */
+export const LATENCY_PERCENTILES = [50, 99] as const;
+/** Connections the bench client keeps per endpoint: one per worker at most. */
+export const CLIENT_CONNECTIONS_MAX = Math.max(...CONCURRENCIES);
+/** Bytes of seeded data every object is a window of (65 MiB + 1: no object repeats another). */
+export const DATA_POOL_BYTES = 65 * MiB + 4099;
+/** Pieces a large PUT body is sent in: as a network stack delivers them, bounded memory. */
+export const BODY_PIECE_BYTES = 1 * MiB;
+/** An operation that takes longer failed: a hung gateway must not hang the bench. */
+export const OPERATION_TIMEOUT_MS = 120_000;
+/** Objects kept per (size, concurrency) cell for GETs: reads cycle over them. */
+export const GET_KEYS_MAX = 64;
+/** Seed of the object data and of the mixed workload's choices; printed with the results. */
+export const SEED_DEFAULT = 0x7e55e4a;
+/** /proc/<pid>/stat counts CPU time in clock ticks; Linux's USER_HZ is 100 on every architecture we run. */
+export const CLOCK_TICKS_PER_SECOND = 100;
+/** Cores on the reference machine; the model bounds divide CPU seconds by the cores measured with os.availableParallelism(). */
+export const REFERENCE_CORES = 2;
+
+assert(DATA_POOL_BYTES > 64 * MiB, "the data pool holds the largest matrix object without wrapping");
+assert(BODY_PIECE_BYTES <= DATA_POOL_BYTES, "a body piece is a window of the pool");
+assert(QUICK_BUDGET.runs >= 3 && FULL_BUDGET.runs >= 3, "min / median / max need at least three runs");

@@ -1,0 +1,122 @@
+/**
+ * Everything measured on one target: a warm-up, the matrix (PUT, GET, MIXED × sizes ×
+ * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it)
+ * and degraded GETs with one and two storage nodes stopped; the peak RSS of every process.
+ */
+import type { DataPool } from "./data.js";
+import { CONCURRENCIES, HUGE_OBJECT_BYTES, WARMUP_OPERATIONS, type Budget } from "./limits.js";
+import { peakRssBytes, resetPeakRss } from "./proc.js";
+import { sizeName } from "./report.js";
+import type { StartedTarget, TesseraTarget } from "./targets.js";
+import { getOne, ObjectCatalog, putOne, runCell, type CellResult, type CellSpec, type WorkloadContext } from "./workload.js";
+
+/** Nodes stopped, in order, for the degraded reads: 1 then 2 (m = 2: still readable). */
+const DEGRADED_NODES = ["n1", "n2"] as const;
+/** Concurrency of the degraded reads: the issue's GET target is stated at 4. */
+const DEGRADED_CONCURRENCY = 4;
+
+export interface SuiteOptions {
+  readonly budget: Budget;
+  readonly data: DataPool;
+  readonly seed: number;
+  readonly sizes: readonly number[];
+  readonly log: (line: string) => void;
+  /** Set for Tessera: enables the 1 GiB object and the degraded reads. */
+  readonly tessera?: TesseraTarget;
+}
+
+export interface TargetMeasurements {
+  readonly target: string;
+  readonly cells: CellResult[];
+  readonly peakRssBytes: Record<string, number>;
+  readonly hugeObjectGatewayPeakRssBytes?: number;
+  readonly skipped: string[];
+}
+
+/** Peak RSS per process name, kept across node restarts (a restarted node starts a new peak). */
+class PeakTracker {
+  readonly peaks: Record<string, number> = {};
+  readonly #started: StartedTarget;
+
+  constructor(started: StartedTarget) {
+    this.#started = started;
+  }
+
+  read(): void {
+    for (const { name, pid } of this.#started.target.processes()) this.peaks[name] = Math.max(this.peaks[name] ?? 0, peakRssBytes(pid));
+  }
+}
+
+async function cell(context: WorkloadContext, spec: CellSpec, log: (line: string) => void): Promise<CellResult> {
+  const result = await runCell(context, spec);
+  const figure = result.error ?? `${result.megabytesPerSecond?.median.toFixed(1)} MB/s, ${result.operationsPerSecond?.median.toFixed(0)} op/s`;
+  log(`${context.target.name} ${spec.condition} ${spec.operation} ${sizeName(spec.size)} ×${spec.concurrency}: ${figure}`);
+  return result;
+}
+
+async function matrix(context: WorkloadContext, options: SuiteOptions, skipped: string[]): Promise<CellResult[]> {
+  const cells: CellResult[] = [];
+  for (const size of options.sizes) {
+    for (let index = 0; index < WARMUP_OPERATIONS; index++) await putOne(context, size, "warm-up");
+    for (const object of context.catalog.readable(size)) await getOne(context, object, size);
+    for (const operation of ["PUT", "GET", "MIXED"] as const) {
+      for (const concurrency of CONCURRENCIES) {
+        if (size * concurrency > options.budget.roundBytesMax) {
+          skipped.push(`${operation} ${sizeName(size)} ×${concurrency} (one round is ${sizeName(size * concurrency)}; --quick skips it)`);
+          continue;
+        }
+        cells.push(await cell(context, { operation, size, concurrency, condition: "healthy" }, options.log));
+      }
+    }
+  }
+  return cells;
+}
+
+/** The 1 GiB object, PUT then GET, one at a time; returns the gateway's peak RSS around it. */
+async function hugeObject(context: WorkloadContext, tessera: TesseraTarget, log: (line: string) => void): Promise<{ cells: CellResult[]; gatewayPeak: number }> {
+  const gateway = tessera.cluster.gateway.pid;
+  const reset = resetPeakRss(gateway);
+  // One operation per run: runMs 0 ends each run after its first object.
+  const once = { ...context, runMs: 0 };
+  const cells = [
+    await cell(once, { operation: "PUT", size: HUGE_OBJECT_BYTES, concurrency: 1, condition: "1 GiB object" }, log),
+    await cell(once, { operation: "GET", size: HUGE_OBJECT_BYTES, concurrency: 1, condition: "1 GiB object" }, log),
+  ];
+  const gatewayPeak = peakRssBytes(gateway);
+  if (!reset) log("the kernel refused to reset the gateway's peak RSS: the 1 GiB figure is the peak of the whole run");
+  return { cells, gatewayPeak };
+}
+
+async function degraded(context: WorkloadContext, options: SuiteOptions, tessera: TesseraTarget, peaks: PeakTracker): Promise<CellResult[]> {
+  const cells: CellResult[] = [];
+  const stopped: string[] = [];
+  for (const id of DEGRADED_NODES) {
+    peaks.read();
+    await tessera.cluster.node(id).stop();
+    stopped.push(id);
+    const condition = `degraded: ${stopped.length} node${stopped.length > 1 ? "s" : ""} stopped (${stopped.join(", ")})`;
+    for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition }, options.log));
+  }
+  for (const id of stopped) await tessera.cluster.node(id).restart();
+  return cells;
+}
+
+export async function measureTarget(started: StartedTarget, options: SuiteOptions): Promise<TargetMeasurements> {
+  const context: WorkloadContext = { target: started.target, data: options.data, catalog: new ObjectCatalog(), runs: options.budget.runs, runMs: options.budget.runMs, seed: options.seed };
+  const skipped: string[] = [];
+  const peaks = new PeakTracker(started);
+  const cells = await matrix(context, options, skipped);
+  let hugeObjectGatewayPeakRssBytes: number | undefined;
+  if (options.tessera !== undefined) {
+    if (options.budget.hugeObject) {
+      const huge = await hugeObject(context, options.tessera, options.log);
+      cells.push(...huge.cells);
+      hugeObjectGatewayPeakRssBytes = huge.gatewayPeak;
+    } else {
+      skipped.push("the 1 GiB object (--quick)");
+    }
+    cells.push(...(await degraded(context, options, options.tessera, peaks)));
+  }
+  peaks.read();
+  return { target: started.target.name, cells, peakRssBytes: peaks.peaks, ...(hugeObjectGatewayPeakRssBytes === undefined ? {} : { hugeObjectGatewayPeakRssBytes }), skipped };
+}

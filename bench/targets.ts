@@ -1,0 +1,75 @@
+/**
+ * The systems the bench measures: Tessera (a real local cluster from test/cluster-harness.ts:
+ * 6 storage-node processes and a gateway, 4+2, in a temporary directory), the s3rver baseline
+ * (its own process, same disk), or any S3 endpoint given with --endpoint.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, type TestCluster } from "../test/cluster-harness.js";
+import { startHelper } from "./child.js";
+import type { ProcessRef } from "./proc.js";
+import { BenchS3Client, type S3Endpoint } from "./s3-client.js";
+import type { Target } from "./workload.js";
+
+export const BENCH_BUCKET = "bench";
+/** s3rver's built-in account. */
+const BASELINE_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+const REGION = "us-east-1";
+
+export interface StartedTarget {
+  readonly target: Target;
+  /** Stops every process and removes the data; idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface TesseraTarget extends StartedTarget {
+  readonly cluster: TestCluster;
+}
+
+async function withBucket(name: string, endpoint: S3Endpoint, processes: () => readonly ProcessRef[]): Promise<Target> {
+  const client = new BenchS3Client(endpoint);
+  await client.createBucket(BENCH_BUCKET);
+  return { name, client, bucket: BENCH_BUCKET, processes };
+}
+
+/** A 4+2 cluster of 6 node processes and a gateway; `env` reaches every process (profiling). */
+export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<TesseraTarget> {
+  const cluster = await startCluster({ nodes: 6, k: 4, m: 2, env });
+  try {
+    const processes = (): ProcessRef[] => [
+      { name: "gateway", pid: cluster.gateway.pid },
+      ...cluster.nodes.filter((node) => node.running).map((node) => ({ name: node.id, pid: node.pid })),
+    ];
+    const endpoint = { url: cluster.endpoint, region: cluster.region, ...cluster.credentials };
+    const target = await withBucket("tessera", endpoint, processes);
+    let stopped: Promise<void> | undefined;
+    return { target, cluster, stop: () => (stopped ??= target.client.close().finally(() => cluster.stop())) };
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+}
+
+export async function startBaseline(): Promise<StartedTarget> {
+  const directory = await mkdtemp(join(tmpdir(), "tessera-bench-s3rver-"));
+  const server = await startHelper("baseline-server.ts", [directory]);
+  const stopAll = async (): Promise<void> => {
+    await server.stop();
+    await rm(directory, { recursive: true, force: true });
+  };
+  try {
+    const target = await withBucket("s3rver", { url: server.url, region: REGION, ...BASELINE_CREDENTIALS }, () => [{ name: "s3rver", pid: server.pid }]);
+    let stopped: Promise<void> | undefined;
+    return { target, stop: () => (stopped ??= target.client.close().finally(stopAll)) };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** An already running S3 endpoint: measured from outside, so no CPU or memory figures. */
+export async function endpointTarget(endpoint: S3Endpoint): Promise<StartedTarget> {
+  const target = await withBucket("endpoint", endpoint, () => []);
+  return { target, stop: () => target.client.close() };
+}
