@@ -114,7 +114,7 @@ function startSweeper(intervalMs: number, sweep: () => Promise<SweepResult>, log
     running = true;
     sweep()
       .then((result) => {
-        if (result.uploadsRemoved + result.partsRemoved + result.staleRecordsRemoved > 0) logger.info(result, "abandoned multipart uploads removed");
+        if (result.uploadsRemoved + result.partsRemoved + result.staleRecordsRemoved + result.failures > 0) logger.info(result, "abandoned multipart uploads swept");
       })
       .catch((error: unknown) => logger.warn({ err: error }, "abandoned-upload sweep failed"))
       .finally(() => {

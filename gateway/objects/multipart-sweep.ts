@@ -31,16 +31,19 @@ export interface SweepResult {
   readonly uploadsRemoved: number;
   readonly partsRemoved: number;
   readonly staleRecordsRemoved: number;
+  /** Keys or parts that could not be handled now (nodes down); the next sweep retries them. */
+  readonly failures: number;
 }
 
 interface Tally {
   uploadsRemoved: number;
   partsRemoved: number;
   staleRecordsRemoved: number;
+  failures: number;
 }
 
 export async function sweepAbandonedUploads(target: SweepTarget, now: number, maxAgeMs: number): Promise<SweepResult> {
-  const tally: Tally = { uploadsRemoved: 0, partsRemoved: 0, staleRecordsRemoved: 0 };
+  const tally: Tally = { uploadsRemoved: 0, partsRemoved: 0, staleRecordsRemoved: 0, failures: 0 };
   const buckets = new Set((await target.listBuckets()).map((bucket) => bucket.name));
   const context: SweepContext = { now, maxAgeMs, tally, buckets };
   for (const bucket of buckets) await sweepBucket(target, bucket, context);
@@ -60,7 +63,7 @@ async function sweepBucket(target: SweepTarget, bucket: string, context: SweepCo
   let startAfter: string | undefined;
   do {
     const page = await listObjects(target.cluster, { bucket: uploadsBucket(bucket), limit: LIST_DISK_PAGE_KEYS, ...(startAfter === undefined ? {} : { startAfter }) });
-    for (const entry of page.entries) await sweepKey(target, bucket, entry.key, context);
+    for (const entry of page.entries) await sweepKey(target, bucket, entry.key, context).catch(() => void (context.tally.failures += 1));
     startAfter = page.nextStartAfter;
   } while (startAfter !== undefined);
 }
@@ -114,7 +117,7 @@ async function sweepOrphanParts(target: SweepTarget, context: SweepContext): Pro
         const uploadId = record.key.slice(0, record.key.indexOf("/"));
         if (done.has(record.key) || done.has(uploadId) || context.now - record.lastModified <= context.maxAgeMs) continue;
         done.add(record.key);
-        await sweepOldPart(target, record, uploadId, { ...context, done });
+        await sweepOldPart(target, record, uploadId, { ...context, done }).catch(() => void (context.tally.failures += 1));
       }
       startAfter = page?.nextStartAfter;
     } while (startAfter !== undefined);

@@ -5,6 +5,7 @@
  * and the abandoned-upload garbage collector driven by an injected clock. Seeded.
  */
 import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -306,7 +307,7 @@ describe(`multipart uploads (seed ${seed})`, () => {
     const placement = uploadPlacement(upload);
     const partVersionId = "f".repeat(32);
     const body = prng.bytes(PART_BYTES_MIN);
-    const encoded = await encodeShards(store.cluster, placement, { body: [body], length: body.length, versionId: partVersionId, partNumber: 1, inline: false });
+    const encoded = await encodeShards(store.cluster, placement, { body: Readable.from([body]), length: body.length, versionId: partVersionId, partNumber: 1, inline: false });
     const part = { partNumber: 1, partVersionId, size: body.length, etag: encoded.digest.toString("hex"), blockBytes: encoded.blockBytes };
     await commitRecords(store.cluster, encoded.committed, partRecord(upload, part, {}, Date.now()), 5);
     // An upload in a bucket deleted since (a bucket with no objects can be deleted).
