@@ -69,8 +69,11 @@ function indexes(count: number): number[] {
   return Array.from({ length: count }, (_, index) => index);
 }
 
-/** The set of shard readers of one decode: k at a time, replaced as they fail. */
-class StripeReaders {
+/**
+ * The set of shard readers of one decode: k at a time, replaced as they fail. Exported for
+ * the healer's rebuild (gateway/healer/rebuild.ts), which reads k shards the same way.
+ */
+export class StripeReaders {
   readonly #params: EncodeParams;
   readonly #source: ShardSource;
   readonly #lastStripe: number;

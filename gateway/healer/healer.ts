@@ -1,0 +1,429 @@
+/**
+ * The healer, run inside a gateway process (DESIGN.md, "Healing"): the failure detector, the
+ * scheduler that picks the scan to run (a failure first, then a rebalance after a map change
+ * or a returning disk, then the periodic scan, then scrubbing), the risk-ordered work queue
+ * and the workers that repair one object each, throttled by concurrency and bandwidth (both
+ * adjustable at run time). Its state (checkpoints, completions, down and retired nodes) lives
+ * on the nodes (heal-state.ts), so a restarted gateway resumes where it stopped.
+ */
+import type { Logger } from "pino";
+import type { StorageNode } from "../../core/storage-api.js";
+import type { ClusterMap, NodeConfig } from "../../placement/cluster-map.js";
+import type { Cluster } from "../objects/cluster.js";
+import { FailureDetector, type DetectorEvent } from "./detector.js";
+import type { DiskRef } from "./gather.js";
+import { HealStateStore } from "./heal-state.js";
+import { REPAIR_QUEUE_OBJECTS_MAX, SCHEDULER_TICK_MS } from "./limits.js";
+import { Progress } from "./progress.js";
+import { repairObject, type RepairContext, type RepairOutcome } from "./repair-object.js";
+import { needsVerify, readRepairList, removeRepairEntry } from "./repair-list.js";
+import { ScanJob, type ScanCheckpoint, type ScanKind } from "./scan.js";
+import type { HealerSettings } from "./settings.js";
+import { effectiveMap, placerOf } from "./target-placement.js";
+import { Throttle } from "./throttle.js";
+import { WorkQueue, type WorkItem } from "./work-queue.js";
+import { healerStatus, type HealerStatus } from "./status.js";
+
+/** How long stop() lets running repairs finish before giving up on them. */
+export const STOP_WAIT_MS = 3_000;
+const PRIORITY: Readonly<Record<ScanKind, number>> = { failure: 3, rebalance: 2, scan: 1, scrub: 0 };
+const STATE_DOCUMENT = "healer";
+
+export interface HealerOptions {
+  readonly cluster: Cluster;
+  readonly settings: HealerSettings;
+  readonly logger: Logger;
+  /** A StorageNode for a node of a newer map (or a retired node after a restart). */
+  readonly connect: (node: Pick<NodeConfig, "id" | "url">) => StorageNode;
+  readonly now?: () => number;
+}
+
+interface Persisted {
+  lastCompleted: Partial<Record<ScanKind, number>>;
+  /** The out-disk set the last completed failure scan was for. */
+  failureDoneFor?: string;
+  /** Rebalances wanted (a map change, a disk back) and done, as generation numbers. */
+  rebalanceWanted: number;
+  rebalanceDone: number;
+  /** The map epoch the healer last saw: a map changed while no gateway ran needs a rebalance too. */
+  epoch?: number;
+  down: Record<string, number>;
+  retired: Array<{ id: string; url: string }>;
+}
+
+interface Running {
+  readonly job: ScanJob;
+  readonly abort: AbortController;
+  readonly done: Promise<void>;
+  degraded: number;
+}
+
+export class Healer {
+  readonly cluster: Cluster;
+  readonly detector: FailureDetector;
+  readonly queue = new WorkQueue(REPAIR_QUEUE_OBJECTS_MAX);
+  readonly progress: Progress;
+  readonly throttle: Throttle;
+  readonly #options: HealerOptions;
+  readonly #state: HealStateStore;
+  readonly #now: () => number;
+  #persisted: Persisted = { lastCompleted: {}, rebalanceWanted: 0, rebalanceDone: 0, down: {}, retired: [] };
+  #concurrency: number;
+  #workers = 0;
+  #inFlight = new Set<string>();
+  #running: Running | undefined;
+  #lastJob: ScanJob | undefined;
+  #requested = new Set<ScanKind>();
+  #retryAt = new Map<ScanKind, number>();
+  #stopped = false;
+  #timers: NodeJS.Timeout[] = [];
+  #lastCheckpoint = 0;
+  #repairListBusy = false;
+  readonly startedAt: number;
+
+  constructor(options: HealerOptions) {
+    this.#options = options;
+    this.cluster = options.cluster;
+    this.#now = options.now ?? Date.now;
+    this.startedAt = this.#now();
+    this.progress = new Progress(this.#now);
+    this.throttle = new Throttle(options.settings.bandwidthBytesPerSecond);
+    this.#concurrency = options.settings.concurrency;
+    this.#state = new HealStateStore(options.cluster);
+    const { probeIntervalMs, probeTimeoutMs, suspectAfterMs, downAfterMs } = options.settings;
+    this.detector = new FailureDetector({ cluster: options.cluster, probeIntervalMs, probeTimeoutMs, suspectAfterMs, downAfterMs, now: this.#now, onChange: (events) => this.#onDetector(events) });
+  }
+
+  get settings(): HealerSettings {
+    return this.#options.settings;
+  }
+
+  get concurrency(): number {
+    return this.#concurrency;
+  }
+
+  get running(): ScanJob | undefined {
+    return this.#running?.job;
+  }
+
+  /** The job running now, or the last one that ran. */
+  get lastJob(): ScanJob | undefined {
+    return this.#lastJob;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get persisted(): Readonly<Persisted> {
+    return this.#persisted;
+  }
+
+  /** Loads the durable state, reconnects retired nodes, and starts probing, scanning and repairing. */
+  async start(): Promise<void> {
+    const loaded = await this.#state.load<Persisted>(STATE_DOCUMENT).catch(() => undefined);
+    if (loaded !== undefined) this.#persisted = { ...this.#persisted, ...loaded };
+    if (this.#persisted.epoch !== undefined && this.#persisted.epoch !== this.cluster.map.epoch) this.#persisted.rebalanceWanted += 1;
+    this.#persisted.epoch = this.cluster.map.epoch;
+    const retired = new Map(this.#persisted.retired.filter((node) => this.cluster.node(node.id) === undefined).map((node) => [node.id, this.#options.connect(node)]));
+    if (retired.size > 0) this.cluster.setMap(this.cluster.map, retired);
+    this.detector.restoreDown(new Map(Object.entries(this.#persisted.down)));
+    this.detector.start();
+    this.setConcurrency(this.#concurrency);
+    this.#every(SCHEDULER_TICK_MS, () => this.#schedule());
+    this.#every(this.settings.repairListPollIntervalMs, () => this.#pollRepairList());
+    this.#options.logger.info({ concurrency: this.#concurrency, bandwidth: this.throttle.bytesPerSecond, retired: retired.size }, "healer started");
+  }
+
+  #every(intervalMs: number, run: () => Promise<void> | void): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      Promise.resolve(run())
+        .catch((error: unknown) => this.#options.logger.warn({ err: error }, "healer task failed"))
+        .finally(() => (busy = false));
+    }, intervalMs);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#running?.abort.abort(new Error("healer stopping"));
+    this.queue.wakeAll();
+    await this.#saveCheckpoint(true);
+    await this.detector.stop();
+    const deadline = this.#now() + STOP_WAIT_MS;
+    while (this.#inFlight.size > 0 && this.#now() < deadline) await sleep(50);
+  }
+
+  // --- Run-time controls -------------------------------------------------------------------
+
+  setConcurrency(concurrency: number): void {
+    this.#concurrency = concurrency;
+    while (this.#workers < concurrency && !this.#stopped) {
+      const index = this.#workers++;
+      void this.#work(index);
+    }
+  }
+
+  setBandwidth(bytesPerSecond: number): void {
+    this.throttle.bytesPerSecond = bytesPerSecond;
+  }
+
+  requestScan(kind: ScanKind): void {
+    this.#requested.add(kind);
+  }
+
+  /** Adopts a newer map (SIGHUP or the admin API): nodes it drops stay known until drained. */
+  async reloadMap(map: ClusterMap): Promise<{ epoch: number; added: string[]; removed: string[] }> {
+    const before = this.cluster.map;
+    const added = map.nodes.filter((node) => this.cluster.node(node.id) === undefined);
+    const removed = before.nodes.filter((node) => !map.nodes.some((each) => each.id === node.id));
+    this.cluster.setMap(map, new Map(added.map((node) => [node.id, this.#options.connect(node)])));
+    const retired = [...this.#persisted.retired.filter((node) => !map.nodes.some((each) => each.id === node.id)), ...removed.map((node) => ({ id: node.id, url: node.url }))];
+    this.#persisted.retired = [...new Map(retired.map((node) => [node.id, node])).values()];
+    this.#persisted.epoch = map.epoch;
+    this.#persisted.rebalanceWanted += 1;
+    await this.#saveState();
+    void this.detector.probeAll();
+    this.#options.logger.info({ epoch: map.epoch, added: added.map((node) => node.id), removed: removed.map((node) => node.id) }, "cluster map reloaded");
+    return { epoch: map.epoch, added: added.map((node) => node.id), removed: removed.map((node) => node.id) };
+  }
+
+  /** Repairs one object now (tests, the admin API), outside the queue. */
+  async repairNow(bucket: string, key: string, options: { verify?: boolean; dryRun?: boolean } = {}): Promise<RepairOutcome> {
+    return repairObject(this.#repairContext(), { bucket, key, ...options });
+  }
+
+  status(): HealerStatus {
+    return healerStatus(this);
+  }
+
+  // --- Placement and health views ---------------------------------------------------------------
+
+  readable = (disk: DiskRef): boolean => this.detector.readable(disk.nodeId, disk.diskId);
+
+  #placer(): ReturnType<typeof placerOf> {
+    return placerOf(effectiveMap(this.cluster.map, this.detector.outDisks()));
+  }
+
+  /** Disks that can be listed now: every readable disk of every known node. */
+  listableDisks(): DiskRef[] {
+    return this.detector.status().flatMap((node) => node.disks.filter((disk) => this.readable({ nodeId: node.nodeId, diskId: disk.diskId })).map((disk) => ({ nodeId: node.nodeId, diskId: disk.diskId })));
+  }
+
+  outKey(): string {
+    return [...this.detector.outDisks()].sort().join(",");
+  }
+
+  #repairContext(): RepairContext {
+    return {
+      cluster: this.cluster,
+      throttle: this.throttle,
+      counters: { read: (bytes) => (this.progress.totals.bytesRead += bytes), written: (bytes) => this.progress.written(bytes) },
+      readable: this.readable,
+      placer: () => this.#placer(),
+      graceMs: this.settings.partialVersionGraceMs,
+      now: this.#now,
+    };
+  }
+
+  // --- Workers ------------------------------------------------------------------------------
+
+  async #work(index: number): Promise<void> {
+    try {
+      while (!this.#stopped && index < this.#concurrency) {
+        const item = this.queue.take();
+        if (item === undefined) {
+          await this.queue.waitForItem(SCHEDULER_TICK_MS);
+          continue;
+        }
+        await this.#repair(item);
+      }
+    } finally {
+      this.#workers -= 1;
+    }
+  }
+
+  async #repair(item: WorkItem): Promise<void> {
+    const id = `${item.bucket}/${item.key}`;
+    this.#inFlight.add(id);
+    try {
+      const outcome = await repairObject(this.#repairContext(), { bucket: item.bucket, key: item.key, seeds: item.seeds, verify: item.verify });
+      this.progress.record(outcome, item.verify);
+      const settled = outcome.status === "repaired" || outcome.status === "healthy" || outcome.status === "absent";
+      if (item.source === "failure" && settled) this.progress.riskResolved(item.spare, item.bytesToWrite);
+      if (!settled && this.#running !== undefined && item.source === this.#running.job.kind) this.#running.degraded += 1;
+      if (outcome.status !== "healthy" && outcome.status !== "absent") this.#options.logger.debug({ ...outcome, detail: outcome.detail.slice(0, 3) }, "object repaired");
+    } catch (error) {
+      this.progress.failed(item.bucket, item.key, error);
+      if (this.#running !== undefined) this.#running.degraded += 1;
+      this.#options.logger.warn({ err: error, bucket: item.bucket, key: item.key }, "repair failed");
+    } finally {
+      this.#inFlight.delete(id);
+      item.settle?.();
+    }
+  }
+
+  // --- Scheduling ---------------------------------------------------------------------------
+
+  #onDetector(events: readonly DetectorEvent[]): void {
+    for (const event of events) this.#options.logger.warn(event, `${event.diskId === undefined ? "node" : "disk"} ${event.nodeId}${event.diskId === undefined ? "" : `/${event.diskId}`} is ${event.to}`);
+    // A node or disk back from down or failed: shards rebuilt elsewhere move back (reads of
+    // the map expect them there), and its stale copies are cleaned.
+    const back = events.some((event) => (event.from === "down" || event.from === "failed" || event.from === "unknown") && (event.to === "ok" || event.to === "full"));
+    if (back) this.#persisted.rebalanceWanted += 1;
+    const down = Object.fromEntries(this.detector.downNodes());
+    if (back || JSON.stringify(down) !== JSON.stringify(this.#persisted.down)) {
+      this.#persisted.down = down;
+      void this.#saveState();
+    }
+  }
+
+  /** What should run now, by priority; undefined: nothing. */
+  #desired(): { kind: ScanKind; basis: string } | undefined {
+    if (!this.detector.settled) return undefined;
+    const now = this.#now();
+    const outKey = this.outKey();
+    const retryDue = (kind: ScanKind): boolean => (this.#retryAt.get(kind) ?? Infinity) <= now;
+    if (outKey !== "" && (this.#persisted.failureDoneFor !== outKey || retryDue("failure"))) return { kind: "failure", basis: outKey };
+    const { rebalanceWanted, rebalanceDone } = this.#persisted;
+    const generation = String(rebalanceWanted);
+    if (rebalanceWanted > rebalanceDone || this.#requested.has("rebalance") || retryDue("rebalance")) return { kind: "rebalance", basis: generation };
+    const last = this.#persisted.lastCompleted;
+    if (this.#requested.has("scan") || now - (last.scan ?? this.startedAt) >= this.settings.scanIntervalMs) return { kind: "scan", basis: generation };
+    if (this.#requested.has("scrub") || now - (last.scrub ?? this.startedAt) >= this.settings.scrubPeriodMs) return { kind: "scrub", basis: generation };
+    return undefined;
+  }
+
+  async #schedule(): Promise<void> {
+    const desired = this.#desired();
+    const running = this.#running;
+    if (running !== undefined) {
+      const preempt = desired !== undefined && (PRIORITY[desired.kind] > PRIORITY[running.job.kind] || (desired.kind === running.job.kind && desired.basis !== running.job.basis && running.job.kind !== "scan" && running.job.kind !== "scrub"));
+      if (preempt) running.abort.abort(new Error(`preempted by a ${desired.kind} scan`));
+      else await this.#saveCheckpoint(false);
+      return;
+    }
+    if (desired !== undefined) await this.#startJob(desired.kind, desired.basis);
+  }
+
+  async #startJob(kind: ScanKind, basis: string): Promise<void> {
+    const saved = await this.#state.load<ScanCheckpoint | { done: true }>(`checkpoint/${kind}`).catch(() => undefined);
+    const resume = saved !== undefined && "id" in saved && (saved.basis === basis || kind === "scan" || kind === "scrub") ? saved : undefined;
+    // A scrub an operator asked for runs at the bandwidth limit; a periodic one is paced to its period.
+    const paced = kind === "scrub" && !this.#requested.has("scrub");
+    this.#requested.delete(kind);
+    this.#retryAt.delete(kind);
+    const job = new ScanJob(this.#scanEnvironment(kind, paced), { id: `${kind}-${this.#now()}`, kind, basis, startedAt: this.#now() }, resume);
+    const abort = new AbortController();
+    const running: Running = { job, abort, degraded: 0, done: Promise.resolve() };
+    this.#running = running;
+    this.#lastJob = job;
+    this.#options.logger.info({ kind, basis, resumed: job.resumed, pass: job.pass }, "scan started");
+    const done = this.#runJob(running).finally(() => {
+      if (this.#running === running) this.#running = undefined;
+    });
+    Object.assign(running, { done });
+  }
+
+  async #runJob(running: Running): Promise<void> {
+    const { job, abort } = running;
+    try {
+      await job.run(abort.signal);
+      while (!abort.signal.aborted && job.pendingItems > 0) await sleep(SCHEDULER_TICK_MS / 4);
+    } catch (error) {
+      if (!abort.signal.aborted) this.#options.logger.warn({ err: error, kind: job.kind }, "scan failed");
+      await this.#saveCheckpoint(true);
+      return;
+    }
+    if (abort.signal.aborted) {
+      await this.#saveCheckpoint(true);
+      return;
+    }
+    await this.#complete(running);
+  }
+
+  async #complete(running: Running): Promise<void> {
+    const { job } = running;
+    const incomplete = job.listingErrors.length > 0 || running.degraded > 0;
+    this.#persisted.lastCompleted[job.kind] = job.startedAt;
+    if (job.kind === "failure") this.#persisted.failureDoneFor = job.basis;
+    if (job.kind === "rebalance" || job.kind === "scan") this.#persisted.rebalanceDone = Math.max(this.#persisted.rebalanceDone, Number(job.basis));
+    if (incomplete) this.#retryAt.set(job.kind === "failure" ? "failure" : "rebalance", this.#now() + this.settings.retryAfterMs);
+    await this.#state.save(`checkpoint/${job.kind}`, { done: true });
+    await this.#saveState();
+    this.#options.logger.info({ kind: job.kind, scanned: job.scanned, degraded: running.degraded, listingErrors: job.listingErrors.slice(0, 5) }, "scan completed");
+  }
+
+  async #saveCheckpoint(force: boolean): Promise<void> {
+    const running = this.#running;
+    if (running === undefined || (!force && this.#now() - this.#lastCheckpoint < this.settings.checkpointIntervalMs)) return;
+    this.#lastCheckpoint = this.#now();
+    await this.#state.save(`checkpoint/${running.job.kind}`, running.job.checkpointState()).catch(() => false);
+  }
+
+  async #saveState(): Promise<void> {
+    await this.#state.save(STATE_DOCUMENT, this.#persisted).catch(() => false);
+  }
+
+  #scanEnvironment(kind: ScanKind, paced: boolean): ConstructorParameters<typeof ScanJob>[0] {
+    const scrubStart = this.#now();
+    let scrubbed = 0;
+    return {
+      cluster: this.cluster,
+      queue: this.queue,
+      readable: this.readable,
+      placer: () => this.#placer(),
+      listableDisks: () => this.listableDisks(),
+      outDisks: () => this.detector.outDisks(),
+      onScanned: (objects, bytes) => {
+        this.progress.totals.objectsScanned += objects;
+        this.progress.totals.bytesScanned += bytes;
+      },
+      onCounted: (counts, bytes) => this.progress.resetRisk(counts, bytes),
+      onQueued: () => (this.progress.totals.objectsQueued += 1),
+      ...(paced
+        ? {
+            pace: async (bytes: number) => {
+              scrubbed += bytes;
+              const aheadMs = (scrubbed / this.#scrubBytesPerMs()) - (this.#now() - scrubStart);
+              if (aheadMs > 0) await sleep(Math.min(aheadMs, SCHEDULER_TICK_MS));
+            },
+          }
+        : {}),
+    };
+  }
+
+  /** The scrub's planned pace: the cluster's object bytes over the scrub period. */
+  #scrubBytesPerMs(): number {
+    const { k, m } = this.cluster.map.ec;
+    const used = this.detector.status().reduce((sum, node) => sum + node.disks.reduce((disks, disk) => disks + disk.usedBytes, 0), 0);
+    return Math.max(1, (used * k) / (k + m) / this.settings.scrubPeriodMs);
+  }
+
+  async #pollRepairList(): Promise<void> {
+    if (this.#repairListBusy || this.queue.size >= REPAIR_QUEUE_OBJECTS_MAX / 2) return;
+    this.#repairListBusy = true;
+    try {
+      const entries = await readRepairList(this.cluster, this.listableDisks());
+      const m = this.cluster.map.ec.m;
+      for (const entry of entries) {
+        const id = `${entry.bucket}/${entry.key}`;
+        if (this.#inFlight.has(id)) continue;
+        const seeds = [...entry.seen.values()].map((seen) => seen.disk);
+        await this.queue.push({ bucket: entry.bucket, key: entry.key, spare: m - 1, size: 0, bytesToWrite: 0, seeds, verify: needsVerify(entry.reason), source: "repair-list", settle: () => void removeRepairEntry(this.cluster, entry) });
+        this.progress.totals.objectsQueued += 1;
+      }
+    } finally {
+      this.#repairListBusy = false;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,86 @@
+/**
+ * Streaming rebuild of lost shards of one shard set (an object version or one multipart
+ * part): read k good shards stripe by stripe (the decoder's StripeReaders, which swap in
+ * another shard when one fails), reconstruct the wanted indexes of each stripe, and stream
+ * each into its own shard writer through a bounded channel. Memory is one stripe of k chunks,
+ * the reconstructed chunks, and ENCODE_CHUNKS_QUEUED_MAX chunks per writer, whatever the size.
+ */
+import { assert } from "../../core/assert.js";
+import { ErasureCodec } from "../../core/codec.js";
+import { TesseraError } from "../../core/errors.js";
+import { shardLayout } from "../../core/shard-format.js";
+import { writeShard } from "../../core/shard-stream.js";
+import type { StripeRange } from "../../core/storage-api.js";
+import { ChunkChannel } from "../erasure/chunk-channel.js";
+import { StripeReaders } from "../erasure/decode.js";
+import { ENCODE_CHUNKS_QUEUED_MAX, type EncodeParams } from "../erasure/encode.js";
+
+/** Reading and writing the shards of one shard set, wherever they live (nodes or records). */
+export interface ShardSetIo {
+  readonly params: EncodeParams;
+  /** Frames of `range` of shard `shardIndex` (no header), as the node's range read returns them. */
+  read(shardIndex: number, range: StripeRange, signal: AbortSignal): AsyncIterable<Buffer>;
+  /** Stores a whole shard file (header and frames) of `declaredBytes`; resolves once committed. */
+  write(shardIndex: number, body: AsyncIterable<Buffer>, declaredBytes: number): Promise<void>;
+}
+
+export interface RebuildResult {
+  readonly written: readonly number[];
+  /** Wanted indexes whose write failed, with why. */
+  readonly failed: ReadonlyMap<number, string>;
+  /** Source shards that failed while being read (corrupt or unreachable): rebuild them too. */
+  readonly badSources: readonly number[];
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Rebuilds `want` from the other shards, never reading those in `unusable` (known lost or
+ * corrupt). Throws ERR_READ_QUORUM when fewer than k shards can be read.
+ */
+export async function rebuildShardSet(io: ShardSetIo, want: readonly number[], unusable: ReadonlySet<number>): Promise<RebuildResult> {
+  const { params } = io;
+  assert(want.length > 0 && want.every((index) => index >= 0 && index < params.k + params.m), "wanted shard indexes exist");
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  const badSources: number[] = [];
+  const skip = new Set([...unusable, ...want]);
+  const readers = new StripeReaders(params, (index, range, signal) => io.read(index, range, signal), Math.max(0, layout.stripeCount - 1), {
+    skipShards: skip,
+    onShardFailure: (index) => badSources.push(index),
+  });
+  const channels = new Map(want.map((index) => [index, new ChunkChannel(ENCODE_CHUNKS_QUEUED_MAX)]));
+  const failed = new Map<number, string>();
+  const writes = [...channels].map(([index, channel]) =>
+    io.write(index, writeShard({ ...params, shardIndex: index }, channel), layout.fileBytes).catch((error: unknown) => {
+      failed.set(index, describe(error));
+      channel.abandon(error);
+    }),
+  );
+  try {
+    await pumpStripes(params, layout.stripeCount, readers, channels);
+    for (const channel of channels.values()) channel.close();
+  } catch (error) {
+    for (const channel of channels.values()) channel.fail(error);
+    throw error;
+  } finally {
+    readers.close();
+    await Promise.all(writes);
+  }
+  return { written: want.filter((index) => !failed.has(index)), failed, badSources };
+}
+
+async function pumpStripes(params: EncodeParams, stripeCount: number, readers: StripeReaders, channels: ReadonlyMap<number, ChunkChannel>): Promise<void> {
+  const codec = new ErasureCodec({ k: params.k, m: params.m });
+  const want = [...channels.keys()];
+  for (let stripe = 0; stripe < stripeCount; stripe++) {
+    if ([...channels.values()].every((channel) => channel.abandoned)) {
+      throw new TesseraError("ERR_WRITE_QUORUM", "every rebuilt shard's write failed");
+    }
+    const chunks = await readers.readStripe(stripe);
+    const rebuilt = await codec.reconstruct(chunks, want);
+    // reconstruct returns views into one scratch buffer per call: each stripe gets its own.
+    await Promise.all(want.map((index, position) => (channels.get(index) as ChunkChannel).push(rebuilt[position] as Buffer)));
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The healer over in-memory nodes (seeded): a lost node rebuilt riskiest first, a returning
+ * node cleaned and refilled, the scrubber repairing bitrot, a map change moving only what
+ * must move, a failed disk, failed-write leftovers, and a restart mid-rebuild resuming.
+ * Redundancy is checked independently of the healer (inspect.ts), and every object is read
+ * back byte for byte through the object store with m nodes down.
+ */
+import { createHash } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
+import { Prng, seedFromEnv } from "../prng.js";
+import { inspectKey, type DiskHandle } from "./inspect.js";
+import { rawMap, startMemoryCluster, waitFor, type MemoryCluster } from "./memory-cluster.js";
+
+const SEED = seedFromEnv(0x5eed_4ea1);
+const BUCKET = "heal";
+/** Objects per test: enough to cover every size class and many placements, fast in memory. */
+const OBJECTS = 48;
+/** Largest object: several 64 KiB stripes. */
+const OBJECT_BYTES_MAX = 300 * 1024;
+
+let running: MemoryCluster | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
+
+const sha = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+
+/** Sizes: every class (empty, tiny, inline boundary, one stripe, several), then random. */
+function sizes(prng: Prng, count: number): number[] {
+  const fixed = [0, 1, INLINE_OBJECT_BYTES_MAX, INLINE_OBJECT_BYTES_MAX + 1, 64 * 1024 * 3 + 5];
+  return Array.from({ length: count }, (_, index) => fixed[index] ?? prng.int(0, OBJECT_BYTES_MAX));
+}
+
+async function putAll(cluster: MemoryCluster, prng: Prng, count = OBJECTS): Promise<Map<string, string>> {
+  await cluster.store.createBucket(BUCKET);
+  const objects = new Map<string, string>();
+  for (const [index, size] of sizes(prng, count).entries()) {
+    const body = prng.bytes(size);
+    const key = `object-${index}`;
+    await cluster.store.put({ bucket: BUCKET, key, body: once(body), length: size, userMetadata: {}, systemMetadata: {} });
+    objects.set(key, sha(body));
+  }
+  await cluster.store.settle();
+  return objects;
+}
+
+async function readBack(cluster: MemoryCluster, key: string): Promise<string> {
+  const resolved = await cluster.store.resolve(BUCKET, key);
+  const pieces: Buffer[] = [];
+  for await (const piece of cluster.store.read(resolved, 0, resolved.record.size)) pieces.push(Buffer.from(piece));
+  return sha(Buffer.concat(pieces));
+}
+
+const up =
+  (cluster: MemoryCluster) =>
+  (disk: DiskHandle): boolean =>
+    cluster.nodes.get(disk.nodeId)?.down !== true;
+
+async function expectFullRedundancy(cluster: MemoryCluster, keys: Iterable<string>): Promise<void> {
+  for (const key of keys) {
+    const found = await inspectKey(cluster.disks(), BUCKET, key, up(cluster));
+    expect({ key, healthy: found.healthy, problems: found.problems, older: found.olderVersions }).toEqual({ key, healthy: found.width, problems: [], older: 0 });
+  }
+}
+
+function idleAfterFailure(cluster: MemoryCluster): () => boolean {
+  return () => {
+    const status = cluster.healer.status();
+    return status.outDisks.length > 0 && cluster.healer.persisted.failureDoneFor === cluster.healer.outKey() && status.state === "idle";
+  };
+}
+
+describe(`healer over memory nodes (seed ${SEED})`, () => {
+  it("rebuilds a lost node's shards onto the other disks, then every object survives m more lost nodes", async () => {
+    const prng = new Prng(SEED);
+    const cluster = (running = await startMemoryCluster(rawMap(8)));
+    const objects = await putAll(cluster, prng);
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("the failure scan to finish", idleAfterFailure(cluster));
+    await expectFullRedundancy(cluster, objects.keys());
+    const status = cluster.healer.status();
+    expect(status.totals.shardsRebuilt).toBeGreaterThan(0);
+    for (const id of ["n2", "n3"]) (cluster.nodes.get(id) as { down: boolean }).down = true;
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+  });
+
+  it("repairs objects with 0 spare shards before any with 1 when two nodes are lost", async () => {
+    const prng = new Prng(SEED + 1);
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1 }));
+    const objects = await putAll(cluster, prng);
+    const zeroSpareAtFirstOneSpareRepair: number[] = [];
+    let lastOne: number | undefined;
+    for (const id of ["n1", "n2"]) (cluster.nodes.get(id) as { down: boolean }).down = true;
+    await waitFor("the failure scan to finish", () => {
+      const atRisk = cluster.healer.status().atRisk;
+      const one = atRisk["1"] ?? 0;
+      if (lastOne !== undefined && one < lastOne) zeroSpareAtFirstOneSpareRepair.push(atRisk["0"] ?? 0);
+      lastOne = one;
+      return idleAfterFailure(cluster)();
+    }, 20_000, 1);
+    expect(zeroSpareAtFirstOneSpareRepair.length).toBeGreaterThan(0);
+    expect(zeroSpareAtFirstOneSpareRepair.every((count) => count === 0)).toBe(true);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
+  it("moves shards back to a returning node and removes its stale versions, never serving them", async () => {
+    const prng = new Prng(SEED + 2);
+    const cluster = (running = await startMemoryCluster(rawMap(8)));
+    const objects = await putAll(cluster, prng);
+    const n1 = cluster.nodes.get("n1") as { down: boolean };
+    n1.down = true;
+    await waitFor("the failure scan to finish", idleAfterFailure(cluster));
+    const keys = [...objects.keys()];
+    for (const key of keys.slice(0, 10)) {
+      const body = prng.bytes(prng.int(0, OBJECT_BYTES_MAX));
+      await cluster.store.put({ bucket: BUCKET, key, body: once(body), length: body.length, userMetadata: {}, systemMetadata: {} });
+      objects.set(key, sha(body));
+    }
+    for (const key of keys.slice(10, 20)) {
+      await cluster.store.delete(BUCKET, key);
+      objects.delete(key);
+    }
+    await cluster.store.settle();
+    n1.down = false;
+    await waitFor("the rebalance to finish", () => cluster.healer.persisted.rebalanceDone >= cluster.healer.persisted.rebalanceWanted && cluster.healer.status().state === "idle" && cluster.healer.status().outDisks.length === 0);
+    await expectFullRedundancy(cluster, keys);
+    for (const key of keys.slice(10, 20)) expect((await inspectKey(cluster.disks(), BUCKET, key, up(cluster))).deleteMarker).toBe(true);
+    for (const key of keys) {
+      const placed = cluster.cluster.place(BUCKET, key).locations.map((location) => `${location.nodeId}/${location.diskId}`).sort();
+      const records = await Promise.all(cluster.disks().map(async (disk) => ((await disk.node.getRecords(disk.diskId, BUCKET, key)).length > 0 ? `${disk.nodeId}/${disk.diskId}` : undefined)));
+      expect(records.filter((disk) => disk !== undefined).sort()).toEqual(placed);
+    }
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+  });
+
+  it("scrubs: finds every flipped byte and rebuilds the shard, while reads stay right", async () => {
+    const prng = new Prng(SEED + 3);
+    const cluster = (running = await startMemoryCluster(rawMap(6)));
+    const objects = await putAll(cluster, prng);
+    let corrupted = 0;
+    for (const key of objects.keys()) {
+      const resolved = await cluster.store.resolve(BUCKET, key);
+      const { record } = resolved;
+      if (record.size <= INLINE_OBJECT_BYTES_MAX || prng.next() > 0.3) continue;
+      const location = record.placement[prng.int(0, record.placement.length - 1)];
+      if (location === undefined) continue;
+      cluster.memory.get(location.nodeId)?.corruptShard(location.diskId, { objectId: record.objectId, versionId: record.versionId, partNumber: 0, shardIndex: location.shardIndex }, 80 + prng.int(0, 100));
+      corrupted += 1;
+    }
+    expect(corrupted).toBeGreaterThan(3);
+    // Degraded reads queue their objects too (the repair list): either path may find a shard first.
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+    cluster.healer.requestScan("scrub");
+    await waitFor("the scrub to finish", () => (cluster.healer.persisted.lastCompleted.scrub ?? 0) > 0 && cluster.healer.status().state === "idle");
+    expect(cluster.healer.status().totals.corruptFound).toBeGreaterThanOrEqual(corrupted);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
+  it("after a map change moves only the shards whose placement changed, and reads work throughout", async () => {
+    const prng = new Prng(SEED + 4);
+    const cluster = (running = await startMemoryCluster(rawMap(6)));
+    const objects = await putAll(cluster, prng);
+    await cluster.reload(rawMap(8, { epoch: 2 }));
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+    await waitFor("the rebalance to finish", () => cluster.healer.persisted.rebalanceDone >= cluster.healer.persisted.rebalanceWanted && cluster.healer.status().state === "idle");
+    const status = cluster.healer.status();
+    expect(status.totals.shardsRebuilt).toBe(0);
+    expect(status.totals.shardsCopied).toBeGreaterThan(0);
+    // Two new nodes of eight: about 2/8 of the shards move (6 shards per object).
+    expect(status.totals.shardsCopied).toBeLessThan(objects.size * 6 * 0.45);
+    await expectFullRedundancy(cluster, objects.keys());
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+  });
+
+  it("rebuilds a failed disk's shards while its node keeps serving its other disk", async () => {
+    const prng = new Prng(SEED + 5);
+    const cluster = (running = await startMemoryCluster(rawMap(6, { disks: 2 })));
+    const objects = await putAll(cluster, prng);
+    cluster.memory.get("n2")?.failDisk("d0", "EIO during a test");
+    await waitFor("the failure scan to finish", idleAfterFailure(cluster));
+    expect(cluster.healer.status().outDisks).toEqual(["n2/d0"]);
+    const upDisks = (disk: DiskHandle): boolean => !(disk.nodeId === "n2" && disk.diskId === "d0");
+    for (const key of objects.keys()) {
+      const found = await inspectKey(cluster.disks(), BUCKET, key, upDisks);
+      expect({ key, healthy: found.healthy, problems: found.problems }).toEqual({ key, healthy: found.width, problems: [] });
+    }
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+  });
+
+  it("removes a failed write's records and shards once past the grace period", async () => {
+    const prng = new Prng(SEED + 6);
+    const cluster = (running = await startMemoryCluster(rawMap(6)));
+    await cluster.store.createBucket(BUCKET);
+    const body = prng.bytes(200 * 1024);
+    await cluster.store.put({ bucket: BUCKET, key: "torn", body: once(body), length: body.length, userMetadata: {}, systemMetadata: {} });
+    const { record } = await cluster.store.resolve(BUCKET, "torn");
+    // As if the gateway died mid-commit: only two of six records were written.
+    for (const location of record.placement.slice(2)) await cluster.nodes.get(location.nodeId)?.deleteRecord(location.diskId, BUCKET, "torn", record.versionId);
+    await expect(cluster.store.resolve(BUCKET, "torn")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
+    cluster.healer.requestScan("scan");
+    await waitFor("the scan to finish", () => (cluster.healer.persisted.lastCompleted.scan ?? 0) > 0 && cluster.healer.status().state === "idle");
+    for (const location of record.placement) {
+      const node = cluster.nodes.get(location.nodeId);
+      expect(await node?.getRecords(location.diskId, BUCKET, "torn")).toEqual([]);
+      expect(await node?.deleteShard(location.diskId, { objectId: record.objectId, versionId: record.versionId, partNumber: 0, shardIndex: location.shardIndex })).toBe(false);
+    }
+  });
+
+  it("resumes a rebuild from its checkpoint after a restart and finishes it", async () => {
+    const prng = new Prng(SEED + 7);
+    /** Slow enough that the first healer is stopped mid-rebuild. */
+    const slow = { bandwidthBytesPerSecond: 400 * 1024, concurrency: 1 };
+    const cluster = (running = await startMemoryCluster(rawMap(8), slow));
+    const objects = await putAll(cluster, prng, 64);
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("the rebuild to be under way", () => cluster.healer.status().totals.objectsRepaired >= 5 && cluster.healer.running?.kind === "failure");
+    const firstRepaired = cluster.healer.status().totals.objectsRepaired;
+    const healer = await cluster.restartHealer({ concurrency: 4 });
+    await waitFor("the failure scan to finish", idleAfterFailure(cluster));
+    expect(healer.lastJob?.resumed).toBe(true);
+    expect(firstRepaired + healer.status().totals.objectsRepaired).toBeGreaterThanOrEqual(1);
+    expect(healer.status().totals.objectsScanned).toBeLessThan(objects.size);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+});
