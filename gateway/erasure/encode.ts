@@ -34,8 +34,11 @@ export interface EncodeResult {
 export interface EncodeOptions {
   /** Shards that must commit for the write to count; fewer is ERR_WRITE_QUORUM. */
   readonly writeQuorum: number;
-  /** Sees every body piece in order, before it is encoded (MD5, x-amz-checksum-*). */
-  readonly observe?: (piece: Buffer) => void;
+  /**
+   * Sees every body piece in order, before it is encoded (MD5, x-amz-checksum-*). A promise
+   * returned is awaited before the next piece is read: an offloaded hash applying backpressure.
+   */
+  readonly observe?: (piece: Buffer) => unknown;
 }
 
 export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodeParams, sink: ShardSink, options: EncodeOptions): Promise<EncodeResult> {
@@ -81,7 +84,8 @@ async function pumpStripes(
   for await (const piece of body) {
     received += piece.length;
     if (received > params.objectLength) throw lengthError(params.objectLength, `more than`);
-    options.observe?.(piece);
+    const observed = options.observe?.(piece);
+    if (observed instanceof Promise) await observed;
     cutter.feed(piece, blockBytes, (stripe) => stripes.push(stripe));
     // The newest stripe waits until the body has ended cleanly: a body that fails its
     // signature or hash at the very end must not leave a complete shard on any node.

@@ -4,7 +4,6 @@
  * record to each shard's disk. The PUT succeeds only when the write quorum of records is
  * stored; otherwise what was written is removed and the error says why.
  */
-import { createHash } from "node:crypto";
 import { CHECKSUM_ALGORITHM_DEFAULT } from "../../core/checksum.js";
 import { assert } from "../../core/assert.js";
 import { TesseraError, isTesseraError } from "../../core/errors.js";
@@ -12,6 +11,7 @@ import { chooseBlockBytes } from "../../core/shard-format.js";
 import type { LeaseFence, ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import { encodeObject, type EncodeParams, type ShardSink } from "../erasure/encode.js";
 import type { Cluster, ObjectPlacement } from "./cluster.js";
+import { OffloadedMd5 } from "./md5-offload.js";
 
 /**
  * Objects up to this size are stored inside their records (each record carries its own
@@ -99,17 +99,24 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
   assert(!input.inline || input.partNumber === 0, "parts are never inline: a completed object's record lists them");
   const inline = input.inline ? new Map<number, Buffer>() : undefined;
   const sink = inline === undefined ? shardSink(cluster, placement, input.versionId, input.partNumber) : memorySink(inline);
-  const md5 = createHash("md5");
-  const encoded = await encodeObject(input.body, params, sink, {
-    writeQuorum: writeQuorum(k, m),
-    observe: (piece) => {
-      md5.update(piece);
-      input.observe?.(piece);
-    },
-  });
+  // MD5 in a worker thread: the event loop's dearest step otherwise (md5-offload.ts).
+  const md5 = new OffloadedMd5();
+  let encoded: Awaited<ReturnType<typeof encodeObject>>;
+  try {
+    encoded = await encodeObject(input.body, params, sink, {
+      writeQuorum: writeQuorum(k, m),
+      observe: (piece) => {
+        input.observe?.(piece);
+        return md5.update(piece);
+      },
+    });
+  } catch (error) {
+    md5.drop();
+    throw error;
+  }
   const committed = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
   const missingShards = placement.locations.filter((location) => !committed.includes(location)).map((location) => location.shardIndex);
-  return { digest: md5.digest(), blockBytes: params.blockBytes, committed, missingShards, ...(inline === undefined ? {} : { inline }) };
+  return { digest: await md5.digest(), blockBytes: params.blockBytes, committed, missingShards, ...(inline === undefined ? {} : { inline }) };
 }
 
 /** Removes the shards of a write that will not be committed (nothing to do for inline ones). */
