@@ -12,6 +12,7 @@
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { assert } from "./assert.js";
+import { readableChunks } from "./readable-chunks.js";
 import { TesseraError, isTesseraError, requireArgument } from "./errors.js";
 import { SHARD_HEADER_BYTES } from "./limits.js";
 import {
@@ -239,7 +240,7 @@ export class HttpNodeClient implements StorageNode {
     const response = await this.#request("GET", shardPath(diskId, shard, range), { kind: "none" }, options?.signal);
     let receivedBytes = 0;
     try {
-      for await (const piece of response.body as AsyncIterable<Buffer>) {
+      for await (const piece of readableChunks(response.body)) {
         receivedBytes += piece.length;
         yield piece;
       }

@@ -5,10 +5,12 @@
  * about (k+m) * ENCODE_CHUNKS_QUEUED_MAX chunks per PUT whatever the object size, and the
  * slowest live writer sets the pace.
  */
+import { Readable } from "node:stream";
 import { assert } from "../../core/assert.js";
 import { ErasureCodec, splitChunks } from "../../core/codec.js";
 import { TesseraError } from "../../core/errors.js";
 import { FixedCutter } from "../../core/fixed-cutter.js";
+import { readableChunks } from "../../core/readable-chunks.js";
 import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { ChunkChannel } from "./chunk-channel.js";
@@ -81,7 +83,8 @@ async function pumpStripes(
   const stripes: Buffer[] = [];
   const blockBytes = (): number => params.blockBytes;
   let received = 0;
-  for await (const piece of body) {
+  // A request stream's own iterator would join buffered network reads into copies.
+  for await (const piece of body instanceof Readable ? readableChunks(body) : body) {
     received += piece.length;
     if (received > params.objectLength) throw lengthError(params.objectLength, `more than`);
     const observed = options.observe?.(piece);
