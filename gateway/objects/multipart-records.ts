@@ -155,7 +155,9 @@ export async function uploadsOfKey(cluster: Cluster, bucket: string, key: string
     }
   }
   const unanswered = reads.filter((read) => read.records === undefined).length;
-  const present = [...byId.values()].filter((entry) => entry.holders >= presenceQuorum(k, m) && entry.record.objectId === cluster.place(bucket, key).objectIdHex);
+  // A record of another key whose bucket name hashes alike would carry another object id.
+  const objectIdHex = cluster.place(bucket, key).objectIdHex;
+  const present = [...byId.values()].filter((entry) => entry.holders >= presenceQuorum(k, m) && entry.record.objectId === objectIdHex);
   if (present.length === 0 && unanswered === reads.length) throw new TesseraError("ERR_NODE_UNAVAILABLE", `no disk of ${bucket}/${key} answered`);
   return present.map(({ record }) => ({ bucket, key, uploadId: record.versionId, record })).sort((a, b) => (a.uploadId < b.uploadId ? -1 : 1));
 }
