@@ -16,13 +16,14 @@ import { assert } from "../core/assert.js";
 import { TesseraError } from "../core/errors.js";
 import type { ShardId, StripeRange } from "../core/storage-api.js";
 import { isMissing, syncDirectory, type Disk } from "./disk.js";
-import { readVerifiedShard, receiveShard, validateShardId, type ShardSource } from "./shard-verify.js";
+import { alignedReadBytes, readVerifiedShard, receiveShard, validateShardId, type ShardSource } from "./shard-verify.js";
 
 const KiB = 1024;
 
 /**
- * Bytes per positional read. Larger means fewer syscalls; a read stream holds about one
- * read plus one frame, so memory per stream stays bounded whatever the shard size.
+ * Bytes per positional read (rounded to whole frames, at least one). Larger means fewer
+ * syscalls; a read stream holds about one read plus one frame, so memory per stream stays
+ * bounded whatever the shard size.
  */
 export const SHARD_READ_BYTES = 256 * KiB;
 /**
@@ -145,9 +146,10 @@ export async function writeShardFile(disk: Disk, shard: ShardId, body: AsyncIter
   }
 }
 
-async function* readRange(disk: Disk, handle: FileHandle, file: string, start: number, end: number): AsyncGenerator<Buffer> {
+async function* readRange(disk: Disk, handle: FileHandle, file: string, start: number, end: number, alignBytes?: number): AsyncGenerator<Buffer> {
+  const readBytes = alignedReadBytes(SHARD_READ_BYTES, alignBytes);
   for (let position = start; position < end; ) {
-    const length = Math.min(SHARD_READ_BYTES, end - position);
+    const length = Math.min(readBytes, end - position);
     const buffer = Buffer.allocUnsafe(length);
     const { bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, length, position));
     if (bytesRead === 0) return; // The file shrank under us: the parser reports it truncated.
@@ -170,7 +172,7 @@ export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeR
   try {
     const source: ShardSource = {
       size: async () => (await disk.io("read", file, () => handle.stat())).size,
-      read: (start, end) => readRange(disk, handle, file, start, end),
+      read: (start, end, alignBytes) => readRange(disk, handle, file, start, end, alignBytes),
     };
     yield* readVerifiedShard(source, shard, range);
   } finally {

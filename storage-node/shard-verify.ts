@@ -127,8 +127,27 @@ function abortion(signal: AbortSignal | undefined): Promise<never> {
 export interface ShardSource {
   /** The shard's total length in bytes. */
   size(): Promise<number>;
-  /** Bytes [start, end) in pieces of bounded size. */
-  read(start: number, end: number): AsyncIterable<Buffer>;
+  /**
+   * Bytes [start, end) in pieces of bounded size; with `alignBytes`, each piece but the last
+   * a multiple of it (a whole number of frames), so no frame is split across two pieces.
+   */
+  read(start: number, end: number, alignBytes?: number): AsyncIterable<Buffer>;
+}
+
+/** Bytes per read for pieces of whole frames: the most that fit `readBytes`, at least one. */
+export function alignedReadBytes(readBytes: number, alignBytes = 1): number {
+  assert(Number.isSafeInteger(alignBytes) && alignBytes >= 1 && readBytes >= 1, "positive read sizes");
+  return Math.max(1, Math.floor(readBytes / alignBytes)) * alignBytes;
+}
+
+/** The header alone, then the frames in whole-frame pieces: the verifier then never joins a frame from two reads. */
+async function* framePieces(source: ShardSource, plan: { start: number; end: number; withHeader: boolean }, frameBytes: number): AsyncGenerator<Buffer> {
+  if (!plan.withHeader) {
+    yield* source.read(plan.start, plan.end, frameBytes);
+    return;
+  }
+  yield* source.read(0, SHARD_HEADER_BYTES);
+  yield* source.read(SHARD_HEADER_BYTES, plan.end, frameBytes);
 }
 
 /** Chooses what to stream: the whole file, or only the frames of `range`. */
@@ -175,7 +194,7 @@ export async function* readVerifiedShard(source: ShardSource, shard: ShardId, ra
   // soon as that piece verified: the good frames before a corrupt one still reach the reader.
   const held: Buffer[] = [];
   let fed = 0;
-  for await (const bytes of source.read(plan.start, plan.end)) {
+  for await (const bytes of framePieces(source, plan, frameBytes)) {
     for (let at = 0; at < bytes.length; ) {
       const pieceEnd = fed < leading ? leading : leading + (Math.floor((fed - leading) / frameBytes) + 1) * frameBytes;
       const take = Math.min(bytes.length - at, pieceEnd - fed);
