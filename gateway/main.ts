@@ -14,6 +14,8 @@ import type { HttpNodeClient } from "../core/http-node-client.js";
 import { armShutdownDeadline, createRoleLogger, waitForStopSignal } from "../core/role-process.js";
 import { UsageError } from "../core/settings.js";
 import { GATEWAY_USAGE, loadGatewayConfig, type GatewayConfig } from "./config.js";
+import type { AttachedHealer } from "./healer/attach.js";
+import { healerSettingsFromEnv, type HealerSettings } from "./healer/settings.js";
 import type { Gateway } from "./server.js";
 
 /**
@@ -33,6 +35,7 @@ assert(SHUTDOWN_DRAIN_MS < SHUTDOWN_DEADLINE_MS, "the shutdown deadline leaves t
 
 export async function runGateway(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: GatewayConfig;
+  let healing: HealerSettings;
   try {
     const command = await loadGatewayConfig(argv, env);
     if (command.kind === "help") {
@@ -40,6 +43,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv = proces
       return 0;
     }
     config = command.config;
+    healing = healerSettingsFromEnv(env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`tessera gateway: ${error.message}\n(tessera gateway --help shows every flag)\n`);
@@ -47,7 +51,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv = proces
   }
   const logger = createRoleLogger(config.logLevel, { role: "gateway" });
   try {
-    return await serve(config, logger);
+    return await serve(config, healing, logger);
   } catch (error) {
     logger.fatal({ err: error }, "gateway failed");
     return 1;
@@ -62,21 +66,31 @@ async function nodeClients(config: GatewayConfig): Promise<Map<string, HttpNodeC
   return clients;
 }
 
-async function serve(config: GatewayConfig, logger: Logger): Promise<number> {
+async function serve(config: GatewayConfig, healing: HealerSettings, logger: Logger): Promise<number> {
   // Parity written by this build must decode with the next: never serve with a wrong codec.
   await codecSelfTest();
   // Loaded only now, so a bad flag is reported without loading fastify and the S3 layer.
-  const [{ Cluster }, { createGateway }] = await Promise.all([import("./objects/cluster.js"), import("./server.js")]);
+  const [{ Cluster }, { createGateway }, { attachHealer }, { HttpNodeClient }] = await Promise.all([
+    import("./objects/cluster.js"),
+    import("./server.js"),
+    import("./healer/attach.js"),
+    import("../core/http-node-client.js"),
+  ]);
   const clients = await nodeClients(config);
-  const gateway = await createGateway({
-    cluster: new Cluster(config.map, clients),
-    credentials: config.credentials,
-    region: config.region,
-    baseDomains: config.baseDomains,
-    logger,
-  });
+  const cluster = new Cluster(config.map, clients);
+  const gateway = await createGateway({ cluster, credentials: config.credentials, region: config.region, baseDomains: config.baseDomains, logger });
+  let healer: AttachedHealer | undefined;
   const stopping = waitForStopSignal(logger);
   try {
+    healer = await attachHealer({
+      app: gateway.app,
+      cluster,
+      credentials: config.credentials,
+      settings: healing,
+      logger,
+      mapFile: config.mapFile,
+      connect: (node) => new HttpNodeClient({ nodeId: node.id, url: node.url, secret: config.secret }),
+    });
     await gateway.app.listen({ host: config.host, port: config.port });
     const { url, port } = listeningAddress(gateway, config.host);
     const { k, m } = config.map.ec;
@@ -84,7 +98,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<number> {
     const signal = await stopping;
     logger.info({ signal }, "shutting down");
   } finally {
-    await shutDown(gateway, clients, logger);
+    await shutDown(gateway, clients, logger, healer);
   }
   logger.info("stopped");
   return 0;
@@ -97,14 +111,16 @@ function listeningAddress(gateway: Gateway, host: string): { url: string; port: 
   return { url: `http://${shownHost}:${address.port}`, port: address.port };
 }
 
-async function shutDown(gateway: Gateway, clients: ReadonlyMap<string, HttpNodeClient>, logger: Logger): Promise<void> {
+async function shutDown(gateway: Gateway, clients: ReadonlyMap<string, HttpNodeClient>, logger: Logger, healer: AttachedHealer | undefined): Promise<void> {
   const deadline = armShutdownDeadline(logger, SHUTDOWN_DEADLINE_MS);
   const drain = setTimeout(() => {
     logger.warn(`requests still running ${SHUTDOWN_DRAIN_MS} ms after the stop signal: cutting their connections`);
     gateway.app.server.closeAllConnections();
   }, SHUTDOWN_DRAIN_MS);
   try {
-    await gateway.close();
+    // The healer saves its checkpoint while requests drain; its unfinished shard writes are
+    // abandoned (the nodes discard them), and a restarted healer redoes them.
+    await Promise.all([gateway.close(), healer?.stop()]);
   } finally {
     clearTimeout(drain);
     await Promise.all([...clients.values()].map((client) => client.close()));

@@ -24,8 +24,11 @@ import { Throttle } from "./throttle.js";
 import { WorkQueue, type WorkItem } from "./work-queue.js";
 import { healerStatus, type HealerStatus } from "./status.js";
 
-/** How long stop() lets running repairs finish before giving up on them. */
-export const STOP_WAIT_MS = 3_000;
+/**
+ * How long stop() lets running repairs finish before giving up on them (a gateway must stop
+ * within its shutdown deadline; an abandoned shard write is discarded by its node).
+ */
+export const STOP_WAIT_MS = 1_000;
 const PRIORITY: Readonly<Record<ScanKind, number>> = { failure: 3, rebalance: 2, scan: 1, scrub: 0 };
 const STATE_DOCUMENT = "healer";
 
@@ -79,6 +82,7 @@ export class Healer {
   #timers: NodeJS.Timeout[] = [];
   #lastCheckpoint = 0;
   #repairListBusy = false;
+  #detectOnly = false;
   readonly startedAt: number;
 
   constructor(options: HealerOptions) {
@@ -119,8 +123,16 @@ export class Healer {
     return this.#persisted;
   }
 
-  /** Loads the durable state, reconnects retired nodes, and starts probing, scanning and repairing. */
-  async start(): Promise<void> {
+  /**
+   * Loads the durable state, reconnects retired nodes, and starts probing, scanning and
+   * repairing; with `detectOnly` (a gateway whose healer is off) it only probes, for status.
+   */
+  async start(options: { detectOnly?: boolean } = {}): Promise<void> {
+    if (options.detectOnly === true) {
+      this.#detectOnly = true;
+      this.detector.start();
+      return;
+    }
     const loaded = await this.#state.load<Persisted>(STATE_DOCUMENT).catch(() => undefined);
     if (loaded !== undefined) this.#persisted = { ...this.#persisted, ...loaded };
     if (this.#persisted.epoch !== undefined && this.#persisted.epoch !== this.cluster.map.epoch) this.#persisted.rebalanceWanted += 1;
@@ -277,7 +289,7 @@ export class Healer {
     const back = events.some((event) => (event.from === "down" || event.from === "failed" || event.from === "unknown") && (event.to === "ok" || event.to === "full"));
     if (back) this.#persisted.rebalanceWanted += 1;
     const down = Object.fromEntries(this.detector.downNodes());
-    if (back || JSON.stringify(down) !== JSON.stringify(this.#persisted.down)) {
+    if (!this.#detectOnly && (back || JSON.stringify(down) !== JSON.stringify(this.#persisted.down))) {
       this.#persisted.down = down;
       void this.#saveState();
     }
