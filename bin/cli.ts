@@ -8,6 +8,8 @@ commands:
   local          run a whole local cluster: 6 storage nodes and a gateway (what \`npm start\` runs)
   gateway        run an S3 gateway over the storage nodes of a cluster map (tessera gateway --help)
   storage-node   run a storage node (tessera storage-node --help)
+  heal           see and steer the healer of a running gateway (tessera heal --help)
+  cluster        cluster status, map reloads, and node add / remove / decommission (tessera cluster --help)
   help           show this message
 `;
 
@@ -25,6 +27,8 @@ const ROLES: Record<string, () => Promise<Role>> = {
   local: async () => (await import("./local-cluster.js")).runLocalCluster,
   gateway: async () => (await import("../gateway/main.js")).runGateway,
   "storage-node": async () => (await import("../storage-node/main.js")).runStorageNode,
+  heal: async () => (await import("./admin-cli.js")).runHeal,
+  cluster: async () => (await import("./admin-cli.js")).runCluster,
 };
 
 export async function main(argv: string[]): Promise<number> {
