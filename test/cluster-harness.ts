@@ -88,6 +88,11 @@ export interface TestCluster {
   readonly nodes: readonly HarnessNode[];
   readonly gateway: HarnessProcess;
   node(id: string): HarnessNode;
+  /**
+   * Starts one more storage node (the next id, as many disks as the others) and waits until it
+   * listens. The map is the test's to change (the gateway learns of it on a reload).
+   */
+  addNode(): Promise<HarnessNode>;
   /** Kills every process (SIGKILL) and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -172,15 +177,18 @@ function cleanEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 function startNodes(root: string, secretFile: string, options: Required<Pick<ClusterOptions, "nodes" | "disksPerNode" | "logLevel" | "env">>): Array<ManagedProcess & { id: string; dirs: string[] }> {
-  return Array.from({ length: options.nodes }, (_, index) => {
-    const id = `n${index + 1}`;
-    const dirs = Array.from({ length: options.disksPerNode }, (__, disk) => join(root, id, `d${disk}`));
-    const args = (port: number): string[] => [
-      "storage-node", "--id", id, "--listen", `127.0.0.1:${port}`, "--secret-file", secretFile, "--log-level", options.logLevel,
-      ...dirs.flatMap((dir) => ["--disk", dir]),
-    ];
-    return Object.assign(new ManagedProcess(id, args, cleanEnvironment(options.env)), { id, dirs });
-  });
+  return Array.from({ length: options.nodes }, (_, index) => nodeProcess(root, secretFile, index, options));
+}
+
+/** Storage node `n<index + 1>` with its disk directories under `root` (not started yet). */
+function nodeProcess(root: string, secretFile: string, index: number, options: Required<Pick<ClusterOptions, "disksPerNode" | "logLevel" | "env">>): ManagedProcess & { id: string; dirs: string[] } {
+  const id = `n${index + 1}`;
+  const dirs = Array.from({ length: options.disksPerNode }, (__, disk) => join(root, id, `d${disk}`));
+  const args = (port: number): string[] => [
+    "storage-node", "--id", id, "--listen", `127.0.0.1:${port}`, "--secret-file", secretFile, "--log-level", options.logLevel,
+    ...dirs.flatMap((dir) => ["--disk", dir]),
+  ];
+  return Object.assign(new ManagedProcess(id, args, cleanEnvironment(options.env)), { id, dirs });
 }
 
 function buildMap(nodes: ReadonlyArray<{ id: string; url: string; dirs: readonly string[] }>, options: ClusterOptions): ClusterMap {
@@ -244,7 +252,15 @@ async function assemble(root: string, options: ClusterOptions, processes: Manage
     if (found === undefined) throw new Error(`no node ${id} in the test cluster (${nodes.map((each) => each.id).join(", ")})`);
     return found;
   };
-  return { endpoint: gateway.url, credentials, region, map, mapFile, secretFile, root, nodes, gateway, node, stop };
+  const addNode = async (): Promise<HarnessNode> => {
+    const added = nodeProcess(root, secretFile, nodes.length, { disksPerNode: options.disksPerNode ?? 1, logLevel, env: options.env ?? {} });
+    processes.push(added);
+    nodes.push(added);
+    for (const dir of added.dirs) await mkdir(dir, { recursive: true });
+    await added.start();
+    return added;
+  };
+  return { endpoint: gateway.url, credentials, region, map, mapFile, secretFile, root, nodes, gateway, node, addNode, stop };
 }
 
 export interface CliResult extends ExitStatus {
