@@ -4,12 +4,11 @@
  * checksum) and the read path (bytes are released only once verified, so a corrupt chunk
  * ends the stream before any of its bytes leave).
  */
-import { pipeline } from "node:stream/promises";
 import { assert } from "../core/assert.js";
 import { TesseraError, requireArgument } from "../core/errors.js";
 import { EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "../core/limits.js";
 import { decodeShardHeader, frameOffset, shardLayout, type ShardHeader, type ShardIdentity } from "../core/shard-format.js";
-import { ShardParser, createShardVerifier } from "../core/shard-stream.js";
+import { ShardParser } from "../core/shard-stream.js";
 import { HEX_ID_PATTERN, type ShardId, type StripeRange } from "../core/storage-api.js";
 
 /** S3's highest part number; 0 means a plain object (as in core/shard-format.ts). */
@@ -53,17 +52,6 @@ function tooLong(what: string, expectedBytes: number, receivedBytes: number): Te
   return new TesseraError("ERR_SHARD_TOO_LONG", `${what}: ${receivedBytes} bytes, more than ${expectedBytes}`, { expectedBytes, receivedBytes });
 }
 
-/** Passes the body through as Buffers, failing once it runs past or stops short of `declaredBytes`. */
-async function* exactLength(body: AsyncIterable<Uint8Array>, declaredBytes: number): AsyncGenerator<Buffer> {
-  let received = 0;
-  for await (const piece of body) {
-    received += piece.length;
-    if (received > declaredBytes) throw tooLong("shard body", declaredBytes, received);
-    yield Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-  }
-  if (received < declaredBytes) throw truncated("shard body", declaredBytes, received);
-}
-
 /** A header whose file length differs from the declared length fails at once, not at the end. */
 function checkDeclaredLength(header: ShardHeader, declaredBytes: number): void {
   const { fileBytes } = shardLayout(header);
@@ -84,31 +72,40 @@ export async function receiveShard(
   sink: (bytes: Buffer) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<ShardHeader> {
-  const verifier = createShardVerifier(shardIdentity(shard));
+  // One plain loop, no stream pipeline: per network read (about 40 KiB) every layer of
+  // streams and async iterators cost more CPU than the checks themselves.
+  const parser = ShardParser.forFile(shardIdentity(shard));
+  const aborted = abortion(signal);
+  aborted.catch(() => undefined);
+  const iterator = body[Symbol.asyncIterator]();
+  let received = 0;
   let lengthChecked = false;
-  let drained: Promise<void> | undefined;
-  const drain = (source: AsyncIterable<Buffer>): Promise<void> =>
-    (drained = (async () => {
-      for await (const bytes of source) {
-        const header = verifier.parser.header;
-        if (!lengthChecked && header !== undefined) {
-          checkDeclaredLength(header, declaredBytes);
-          lengthChecked = true;
-        }
-        await sink(bytes);
-      }
-    })());
-  const piped = pipeline(exactLength(body, declaredBytes), verifier, drain, signal === undefined ? {} : { signal });
+  let ended = false;
   try {
-    await Promise.race([piped, abortion(signal)]);
-  } catch (error) {
-    // A body stalled in its own await holds the pipeline until it yields again, but the
-    // sink stops at once: wait for that, so no write lands after the caller cleans up.
-    piped.catch(() => undefined);
-    await drained?.catch(() => undefined);
-    throw error;
+    for (;;) {
+      // A body stalled in its own await must not hold an aborted write: race the abort.
+      const next = await Promise.race([iterator.next(), aborted]);
+      if (next.done === true) break;
+      const piece = next.value;
+      const bytes = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      received += bytes.length;
+      if (received > declaredBytes) throw tooLong("shard body", declaredBytes, received);
+      parser.push(bytes);
+      if (!lengthChecked && parser.header !== undefined) {
+        checkDeclaredLength(parser.header, declaredBytes);
+        lengthChecked = true;
+      }
+      // The sink is awaited before the next read, so no write lands after a failure returns.
+      await sink(bytes);
+      if (signal?.aborted === true) await aborted;
+    }
+    ended = true;
+  } finally {
+    if (!ended) void Promise.resolve(iterator.return?.()).catch(() => undefined);
   }
-  const header = verifier.parser.header;
+  if (received < declaredBytes) throw truncated("shard body", declaredBytes, received);
+  parser.end();
+  const header = parser.header;
   assert(header !== undefined && lengthChecked, "a shard that verified to its end had its header checked");
   return header;
 }
