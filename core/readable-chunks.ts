@@ -11,11 +11,17 @@ import { assert } from "./assert.js";
 /** Bytes queued before the stream is paused: a few network reads (64 KiB each), as a Readable buffers by default. */
 export const CHUNKS_QUEUED_BYTES_MAX = 256 * 1024;
 
-/**
- * Yields the chunks of `stream` (a byte stream, not object mode). Errors of the stream are
- * thrown; stopping early (break, throw) destroys the stream, as `for await` over it would.
- */
-export async function* readableChunks(stream: Readable): AsyncGenerator<Buffer> {
+export interface ReadableChunksOptions {
+  /**
+   * Destroy the stream when the consumer stops early (break, throw), as `for await` over it
+   * would; default true. A server that still answers the request after refusing its body
+   * keeps it (it drains the rest itself).
+   */
+  readonly destroyOnReturn?: boolean;
+}
+
+/** Yields the chunks of `stream` (a byte stream, not object mode); errors of the stream are thrown. */
+export async function* readableChunks(stream: Readable, options: ReadableChunksOptions = {}): AsyncGenerator<Buffer> {
   assert(!stream.readableObjectMode, "a byte stream");
   const queue: Buffer[] = [];
   let queuedBytes = 0;
@@ -72,6 +78,6 @@ export async function* readableChunks(stream: Readable): AsyncGenerator<Buffer> 
     stream.off("close", onClose);
     // Nobody listens any more: a late error must not become an uncaught 'error' event.
     if (failure === undefined) stream.on("error", () => undefined);
-    if (!ended && !stream.destroyed) stream.destroy();
+    if (!ended && !stream.destroyed && options.destroyOnReturn !== false) stream.destroy();
   }
 }

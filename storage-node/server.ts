@@ -33,6 +33,7 @@ import {
   type WireError,
 } from "../core/internal-api.js";
 import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, checkBodyHash, type RequestVerifier } from "../core/internal-auth.js";
+import { readableChunks } from "../core/readable-chunks.js";
 import type { ObjectRecord, StorageNode } from "../core/storage-api.js";
 import { NodeMetrics } from "./metrics.js";
 
@@ -122,7 +123,8 @@ function declaredShardBytes(request: FastifyRequest): number {
  * reading early (destroyOnReturn: false), so the error response can still reach the client.
  */
 async function* shardBody(raw: IncomingMessage, declaredBytes: number, metrics: NodeMetrics): AsyncGenerator<Buffer> {
-  const pieces = raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
+  // Chunk by chunk: a Readable's own iterator joins buffered reads into copies.
+  const pieces = readableChunks(raw, { destroyOnReturn: false });
   let receivedBytes = 0;
   try {
     for (;;) {
@@ -133,7 +135,7 @@ async function* shardBody(raw: IncomingMessage, declaredBytes: number, metrics: 
       yield next.value;
     }
   } finally {
-    await pieces.return?.();
+    await pieces.return(undefined);
   }
   // node:http ends a body at Content-Length and errors on an early close; this is the backstop.
   if (receivedBytes !== declaredBytes) {
