@@ -36,6 +36,8 @@ export interface Budget {
   readonly baselineSizes: readonly number[];
   /** A cell whose one round (size × concurrency) moves more is skipped: 64 MiB × 16 is 1 GiB a round. */
   readonly roundBytesMax: number;
+  /** 64 MiB objects whose shards on one node the healer rebuilds (16 MiB of shard each). */
+  readonly rebuildObjects: number;
 }
 
 /** Three runs of 3 s per cell: enough to see noise; the whole matrix twice plus extras ≈ 15 min. */
@@ -49,6 +51,7 @@ export const FULL_BUDGET: Budget = {
   degradedSizes: [1 * MiB, 64 * MiB],
   baselineSizes: OBJECT_SIZES,
   roundBytesMax: Number.POSITIVE_INFINITY,
+  rebuildObjects: 16,
 };
 
 /** Under two minutes: short runs, the 64 MiB cells and the 1 GiB object kept, fewer ceiling bytes. */
@@ -62,6 +65,7 @@ export const QUICK_BUDGET: Budget = {
   degradedSizes: [64 * MiB],
   baselineSizes: [4 * KiB, 64 * MiB],
   roundBytesMax: 256 * MiB,
+  rebuildObjects: 4,
 };
 
 /** Unmeasured operations per object size before its cells: the JIT settles, connections open. */

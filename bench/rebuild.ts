@@ -1,33 +1,82 @@
 /**
- * REBUILD HOOK — rebuild throughput (MB/s of shards restored after a node is lost), the
- * issue's fourth figure, waits for the healer (gateway/healer/, being built now). When it
- * lands, fill in `measureRebuild`:
- *   1. PUT REBUILD_OBJECTS objects of REBUILD_OBJECT_BYTES (they are the data to restore);
- *   2. stop one node and wipe its disk (cluster.node(id).dirs), start it again empty;
- *   3. trigger or wait for the healer's scan (its progress report gives bytes done and left);
- *   4. time until every lost shard is back: MB/s = shard bytes restored / seconds, with the
- *      CPU seconds per GB of gateway and nodes, and the ceiling it is judged against
- *      (k shard reads + one shard write per restored shard: the PUT model of bench/model.ts).
- * Until then the report says "pending" and why, instead of a number.
+ * Rebuild throughput: MB/s of shards the healer (gateway/healer/) restores after a node loses
+ * its disk. REBUILD_OBJECTS objects are put, one node is stopped, its disk emptied and the
+ * node started again (a replaced drive), then a scan is requested through the admin API and
+ * the healer's own totals are polled until every lost shard is back. The figure is shard
+ * bytes written / seconds from the scan request to the last shard, with the CPU seconds per
+ * GB of gateway and nodes; the bound it is judged against is the large-PUT model (a rebuild
+ * reads k shards and writes one per restored shard: no cheaper than a PUT of that shard).
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { AdminClient } from "../gateway/healer/admin-client.js";
+import type { HealerStatus } from "../gateway/healer/status.js";
+import { GB, MB } from "./limits.js";
+import { cpuDelta, cpuSnapshot } from "./proc.js";
 import type { TesseraTarget } from "./targets.js";
+import { putOne, type WorkloadContext } from "./workload.js";
 
-/** What a rebuild run will restore: 8 GiB of objects would take minutes; 1 GiB tells the rate. */
-export const REBUILD_OBJECTS = 16;
+/** Size of the objects restored (their count is the budget's rebuildObjects). */
 export const REBUILD_OBJECT_BYTES = 64 * 1024 * 1024;
+/** The node whose disk is emptied. */
+const REBUILD_NODE = "n3";
+/** How often the healer's status is read while it works. */
+const POLL_INTERVAL_MS = 250;
+/** A rebuild of at most 256 MiB that takes longer has stalled: reported, not waited for. */
+const REBUILD_TIMEOUT_MS = 180_000;
 
 export interface RebuildResult {
-  readonly status: "measured" | "pending";
+  readonly status: "measured" | "failed" | "pending";
   readonly note: string;
   readonly megabytesPerSecond?: number;
+  readonly shardBytes?: number;
+  readonly seconds?: number;
+  readonly cpuSecondsPerGB?: Readonly<Record<string, number>>;
 }
 
-const HEALER_DIRECTORY = fileURLToPath(new URL("../gateway/healer/", import.meta.url));
+async function emptyDirectory(directory: string): Promise<void> {
+  for (const entry of await readdir(directory)) await rm(join(directory, entry), { recursive: true, force: true });
+}
 
-export async function measureRebuild(_tessera: TesseraTarget): Promise<RebuildResult> {
-  if (!existsSync(HEALER_DIRECTORY)) return { status: "pending", note: "no healer yet (gateway/healer/ does not exist): rebuild throughput is measured once it lands" };
-  // TODO(healer): the healer's directory exists; wire its trigger and progress API in here.
-  return { status: "pending", note: "gateway/healer/ exists but bench/rebuild.ts does not drive it yet" };
+async function waitForRebuild(admin: AdminClient, before: HealerStatus, expectedShards: number): Promise<HealerStatus> {
+  const deadline = Date.now() + REBUILD_TIMEOUT_MS;
+  for (;;) {
+    const status = await admin.healStatus();
+    const rebuilt = status.totals.shardsRebuilt - before.totals.shardsRebuilt;
+    if (rebuilt >= expectedShards && status.queue.length === 0 && status.queue.inFlight === 0) return status;
+    if (Date.now() > deadline) throw new Error(`only ${rebuilt} of ${expectedShards} shards rebuilt after ${REBUILD_TIMEOUT_MS / 1000} s (state ${status.state})`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+export async function measureRebuild(tessera: TesseraTarget, context: WorkloadContext, objects: number): Promise<RebuildResult> {
+  const { cluster } = tessera;
+  const admin = new AdminClient({ endpoint: cluster.endpoint, credentials: cluster.credentials, region: cluster.region });
+  try {
+    for (let index = 0; index < objects; index++) await putOne(context, REBUILD_OBJECT_BYTES, "rebuild");
+    const node = cluster.node(REBUILD_NODE);
+    await node.stop();
+    for (const directory of node.dirs) await emptyDirectory(directory);
+    await node.restart();
+    // Objects put before this section lost their shards on the node too: count them all.
+    const before = await admin.healStatus();
+    const cpuBefore = cpuSnapshot(tessera.target.processes());
+    const started = performance.now();
+    await admin.requestScan("scan");
+    const after = await waitForRebuild(admin, before, objects);
+    const seconds = (performance.now() - started) / 1000;
+    const shardBytes = after.totals.bytesWritten - before.totals.bytesWritten;
+    const cpu = cpuDelta(cpuBefore, cpuSnapshot(tessera.target.processes()));
+    const sum = (names: (name: string) => boolean): number => [...cpu].filter(([name]) => names(name)).reduce((total, [, value]) => total + value, 0) / (shardBytes / GB);
+    return {
+      status: "measured",
+      note: `${after.totals.shardsRebuilt - before.totals.shardsRebuilt} shards (${(shardBytes / MB).toFixed(0)} MB) rebuilt onto ${REBUILD_NODE} after its disk was emptied, scan to last shard`,
+      megabytesPerSecond: shardBytes / MB / seconds,
+      shardBytes,
+      seconds,
+      cpuSecondsPerGB: { gateway: sum((name) => name === "gateway"), nodes: sum((name) => /^n\d+$/.test(name)) },
+    };
+  } catch (error) {
+    return { status: "failed", note: `rebuild not measured: ${error instanceof Error ? error.message : String(error)}` };
+  }
 }

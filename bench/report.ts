@@ -16,6 +16,8 @@ export interface Machine {
   readonly kernel: string;
   readonly node: string;
   readonly filesystem: string;
+  /** 1-minute load averages at the start and the end: anything above the bench's own load skews every figure. */
+  readonly loadAverage: { readonly start: number; readonly end: number };
 }
 
 export interface BenchResults {
@@ -129,6 +131,7 @@ export function renderMarkdown(results: BenchResults, inputs: ModelInputs, sizes
     `# Tessera bench — ${results.startedAt}${results.options.quick ? " (--quick)" : ""}`,
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, ${m.filesystem}. Client, gateway, 6 nodes (4+2) and s3rver all on this machine, loopback only.`,
+    `Load average (1 min) at start ${m.loadAverage.start.toFixed(1)}, at end ${m.loadAverage.end.toFixed(1)}: other work on the machine lowers every throughput figure; CPU seconds per GB are skewed less.`,
     `Each figure: median (min–max) over ${results.options.runs} runs of ${results.options.runMs / 1000} s; seed ${results.options.seed}; every GET verified byte for byte. MB = 10^6 bytes.`,
     "",
     "## Ceilings (measured in this run)",
@@ -157,7 +160,9 @@ export function renderMarkdown(results: BenchResults, inputs: ModelInputs, sizes
     "",
     "## Rebuild",
     "",
-    `${results.rebuild.status}: ${results.rebuild.note}`,
+    results.rebuild.megabytesPerSecond === undefined
+      ? `${results.rebuild.status}: ${results.rebuild.note}`
+      : `${results.rebuild.megabytesPerSecond.toFixed(1)} MB/s of shards restored (${results.rebuild.note}); CPU s/GB gateway ${results.rebuild.cpuSecondsPerGB?.gateway?.toFixed(1)}, nodes ${results.rebuild.cpuSecondsPerGB?.nodes?.toFixed(1)}. One run: the healer's default throttle (concurrency 8, no bandwidth limit).`,
     ...(results.skipped.length === 0 ? [] : ["", "## Skipped", "", ...results.skipped.map((line) => `- ${line}`)]),
     "",
   ].join("\n");

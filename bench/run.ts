@@ -8,7 +8,7 @@
  * bench/results/reference/ too, the committed reference run).
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +18,7 @@ import { renderChart } from "./chart.js";
 import { DataPool } from "./data.js";
 import { CONCURRENCIES, FULL_BUDGET, GiB, OBJECT_SIZES, QUICK_BUDGET, SEED_DEFAULT, type Budget } from "./limits.js";
 import { describeModel, modelInputs } from "./model.js";
-import { measureRebuild, type RebuildResult } from "./rebuild.js";
+import type { RebuildResult } from "./rebuild.js";
 import { renderMarkdown, type BenchResults, type Machine } from "./report.js";
 import { endpointTarget, startBaseline, startTessera, type StartedTarget, type TesseraTarget } from "./targets.js";
 import { measureTarget, type TargetMeasurements } from "./suite.js";
@@ -28,14 +28,15 @@ const RESULTS_DIRECTORY = fileURLToPath(new URL("./results/", import.meta.url));
 const USAGE = `usage: npm run bench -- [--quick] [--reference] [--no-baseline] [--seed N]
                             [--endpoint URL --access-key KEY --secret-key SECRET [--region R]]`;
 
-function machine(directory: string): Machine {
+function machine(directory: string, loadAtStart: number): Machine {
   let filesystem = "unknown file system";
   try {
     filesystem = execFileSync("df", ["-T", directory], { encoding: "utf8" }).trim().split("\n")[1]?.split(/\s+/).slice(0, 2).join(" ") ?? filesystem;
   } catch {
     // df is informational only.
   }
-  return { cpu: cpus()[0]?.model ?? "unknown CPU", cores: cpus().length, memoryGiB: Math.round(totalmem() / GiB), kernel: `Linux ${release()}`, node: process.versions.node, filesystem };
+  const loadAverage = { start: loadAtStart, end: loadavg()[0] ?? 0 };
+  return { cpu: cpus()[0]?.model ?? "unknown CPU", cores: cpus().length, memoryGiB: Math.round(totalmem() / GiB), kernel: `Linux ${release()}`, node: process.versions.node, filesystem, loadAverage };
 }
 
 function parseOptions(): { quick: boolean; reference: boolean; baseline: boolean; seed: number; endpoint?: { url: string; accessKeyId: string; secretAccessKey: string; region: string } } {
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const budget: Budget = options.quick ? QUICK_BUDGET : FULL_BUDGET;
   const began = Date.now();
+  const loadAtStart = loadavg()[0] ?? 0;
   const startedAt = new Date(began).toISOString();
   const scratch = await mkdtemp(join(tmpdir(), "tessera-bench-"));
   const data = new DataPool(options.seed);
@@ -88,11 +90,9 @@ async function main(): Promise<void> {
     let rebuild: RebuildResult = { status: "pending", note: "not measured against --endpoint" };
     if (options.endpoint === undefined) {
       log("Tessera: starting a 4+2 cluster of 6 node processes and a gateway");
-      measured.push(await withTarget(() => startTessera(), async (started) => {
-        const result = await measureTarget(started, { budget, data, seed: options.seed, sizes: OBJECT_SIZES, log, tessera: started as TesseraTarget });
-        rebuild = await measureRebuild(started as TesseraTarget);
-        return result;
-      }));
+      const tessera = await withTarget(startTessera, (started) => measureTarget(started, { budget, data, seed: options.seed, sizes: OBJECT_SIZES, log, tessera: started as TesseraTarget }));
+      measured.push(tessera);
+      rebuild = tessera.rebuild ?? rebuild;
     } else {
       const endpoint = options.endpoint;
       measured.push(await withTarget(() => endpointTarget(endpoint), (started) => measureTarget(started, { budget, data, seed: options.seed, sizes: OBJECT_SIZES, log })));
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     const results: BenchResults = {
       startedAt,
       durationSeconds: Math.round((Date.now() - began) / 1000),
-      machine: machine(scratch),
+      machine: machine(scratch, loadAtStart),
       options: { quick: options.quick, seed: options.seed, runs: budget.runs, runMs: budget.runMs, ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint.url }) },
       ceilings,
       model: [],

@@ -1,11 +1,13 @@
 /**
  * Everything measured on one target: a warm-up, the matrix (PUT, GET, MIXED × sizes ×
- * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it)
- * and degraded GETs with one and two storage nodes stopped; the peak RSS of every process.
+ * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it),
+ * degraded GETs with one and two storage nodes stopped, and the healer's rebuild of an
+ * emptied node; the peak RSS of every process.
  */
 import type { DataPool } from "./data.js";
 import { CONCURRENCIES, HUGE_OBJECT_BYTES, WARMUP_OPERATIONS, type Budget } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
+import { measureRebuild, type RebuildResult } from "./rebuild.js";
 import { sizeName } from "./report.js";
 import type { StartedTarget, TesseraTarget } from "./targets.js";
 import { getOne, ObjectCatalog, putOne, runCell, type CellResult, type CellSpec, type WorkloadContext } from "./workload.js";
@@ -30,6 +32,8 @@ export interface TargetMeasurements {
   readonly cells: CellResult[];
   readonly peakRssBytes: Record<string, number>;
   readonly hugeObjectGatewayPeakRssBytes?: number;
+  /** Tessera only: the healer restoring an emptied node. */
+  readonly rebuild?: RebuildResult;
   readonly skipped: string[];
 }
 
@@ -118,5 +122,18 @@ export async function measureTarget(started: StartedTarget, options: SuiteOption
     cells.push(...(await degraded(context, options, options.tessera, peaks)));
   }
   peaks.read();
-  return { target: started.target.name, cells, peakRssBytes: peaks.peaks, ...(hugeObjectGatewayPeakRssBytes === undefined ? {} : { hugeObjectGatewayPeakRssBytes }), skipped };
+  let rebuild: RebuildResult | undefined;
+  if (options.tessera !== undefined) {
+    options.log("rebuild: emptying a node's disk and timing the healer");
+    rebuild = await measureRebuild(options.tessera, context, options.budget.rebuildObjects);
+    options.log(`rebuild: ${rebuild.status}: ${rebuild.megabytesPerSecond?.toFixed(1) ?? "–"} MB/s; ${rebuild.note}`);
+  }
+  return {
+    target: started.target.name,
+    cells,
+    peakRssBytes: peaks.peaks,
+    ...(hugeObjectGatewayPeakRssBytes === undefined ? {} : { hugeObjectGatewayPeakRssBytes }),
+    ...(rebuild === undefined ? {} : { rebuild }),
+    skipped,
+  };
 }

@@ -1,0 +1,31 @@
+/**
+ * A few cells of the matrix on a fresh Tessera cluster, for before/after comparisons of a
+ * change without the whole run: `npx tsx bench/cells.ts "PUT 64MiB 4" "GET 4KiB 16" ...`
+ * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`.
+ */
+import { DataPool } from "./data.js";
+import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
+import { formatSpread } from "./stats.js";
+import { startTessera } from "./targets.js";
+import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
+
+function parseCell(text: string): { operation: Operation; size: number; concurrency: number } {
+  const match = /^(PUT|GET|MIXED) (\d+)(KiB|MiB) (\d+)$/i.exec(text.trim());
+  if (match === null) throw new Error(`a cell is "PUT|GET|MIXED <n>KiB|MiB <concurrency>", got ${JSON.stringify(text)}`);
+  const size = Number(match[2]) * ((match[3] as string).toLowerCase() === "kib" ? KiB : MiB);
+  return { operation: (match[1] as string).toUpperCase() as Operation, size, concurrency: Number(match[4]) };
+}
+
+const cells = process.argv.slice(2).map(parseCell);
+const tessera = await startTessera();
+try {
+  const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
+  for (const cell of cells) {
+    for (let index = 0; index < WARMUP_OPERATIONS * 4; index++) await putOne(context, cell.size, "warm-up");
+    const result = await runCell(context, { ...cell, condition: "healthy" });
+    const cpu = Object.entries(result.cpuSecondsPerGB ?? {}).map(([role, value]) => `${role} ${value.median.toFixed(cell.size < MiB ? 0 : 2)}`).join(", ");
+    console.log(`${cell.operation} ${cell.size / KiB} KiB ×${cell.concurrency}: ${result.error ?? `${formatSpread(result.megabytesPerSecond, 1)} MB/s, ${formatSpread(result.operationsPerSecond)} op/s, p99 ${result.latencyMs?.p99?.median.toFixed(0)} ms; CPU s/GB ${cpu}`}`);
+  }
+} finally {
+  await tessera.stop();
+}
