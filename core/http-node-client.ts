@@ -28,6 +28,8 @@ import {
   listPageFromWire,
   nodeHealthFromWire,
   placementPageFromWire,
+  shardListPageFromWire,
+  shardListPath,
   recordListFromWire,
   recordToWire,
   recordsPath,
@@ -48,6 +50,8 @@ import {
   type ObjectRecord,
   type PlacementPage,
   type PlacementQuery,
+  type ShardListPage,
+  type ShardListQuery,
   type PutRecordResult,
   type ReadShardOptions,
   type ShardId,
@@ -275,6 +279,10 @@ export class HttpNodeClient implements StorageNode {
 
   async listRecords(diskId: string, options: ListRecordsOptions): Promise<ListRecordsPage> {
     return listPageFromWire(await this.#json("POST", recordsPath(diskId, "list"), { kind: "json", value: options }));
+  }
+
+  async listShards(diskId: string, query: ShardListQuery): Promise<ShardListPage> {
+    return shardListPageFromWire(await this.#json("POST", shardListPath(diskId), { kind: "json", value: query }));
   }
 
   async listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage> {

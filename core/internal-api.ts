@@ -7,6 +7,7 @@
  *   PUT    /v1/disks/:disk/shards/:object/:version/:part/:index   shard bytes (Content-Length) -> 204
  *   GET    /v1/disks/:disk/shards/:object/:version/:part/:index   [?first=&count=] -> shard bytes
  *   DELETE /v1/disks/:disk/shards/:object/:version/:part/:index   -> {deleted}
+ *   POST   /v1/disks/:disk/shards/list             ShardListQuery -> ShardListPage
  *   PUT    /v1/disks/:disk/records                 {record, fence?} -> {result}
  *   POST   /v1/disks/:disk/records/get             {bucket, key} -> {records}
  *   POST   /v1/disks/:disk/records/delete          {bucket, key, versionId} -> {deleted}
@@ -43,6 +44,9 @@ import {
   type PlacementPage,
   type PlacementQuery,
   type ShardId,
+  type ShardListing,
+  type ShardListPage,
+  type ShardListQuery,
   type ShardLocation,
   type StripeRange,
 } from "./storage-api.js";
@@ -79,6 +83,7 @@ const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/
 
 export const ROUTES = {
   shard: "/v1/disks/:diskId/shards/:objectId/:versionId/:partNumber/:shardIndex",
+  shardList: "/v1/disks/:diskId/shards/list",
   recordPut: "/v1/disks/:diskId/records",
   recordGet: "/v1/disks/:diskId/records/get",
   recordDelete: "/v1/disks/:diskId/records/delete",
@@ -138,6 +143,10 @@ function segment(value: string | number): string {
 export function shardPath(diskId: string, shard: ShardId, range?: StripeRange): string {
   const path = `/v1/disks/${segment(diskId)}/shards/${segment(shard.objectId)}/${segment(shard.versionId)}/${segment(shard.partNumber)}/${segment(shard.shardIndex)}`;
   return range === undefined ? path : `${path}?first=${segment(range.firstStripe)}&count=${segment(range.stripeCount)}`;
+}
+
+export function shardListPath(diskId: string): string {
+  return `/v1/disks/${segment(diskId)}/shards/list`;
 }
 
 export function recordsPath(diskId: string, operation?: "get" | "delete" | "list" | "by-placement"): string {
@@ -398,6 +407,29 @@ export function placementQueryFromWire(value: unknown): PlacementQuery {
     ...(cursor === undefined ? {} : { cursor }),
     limit: Math.min(fields.integer("limit", 1), LIST_PAGE_RECORDS_MAX),
   };
+}
+
+export function shardListQueryFromWire(value: unknown): ShardListQuery {
+  const fields = new Fields(value, "body");
+  const cursor = fields.optionalString("cursor");
+  return { ...(cursor === undefined ? {} : { cursor }), limit: Math.min(fields.integer("limit", 1), LIST_PAGE_RECORDS_MAX) };
+}
+
+function shardListingFromWire(value: unknown, where: string): ShardListing {
+  const fields = new Fields(value, where);
+  const shard = fields.child("shard");
+  return {
+    shard: { objectId: shard.hexId("objectId"), versionId: shard.hexId("versionId"), partNumber: shard.integer("partNumber", 0), shardIndex: shard.integer("shardIndex", 0) },
+    bytes: fields.integer("bytes", 0),
+    committedAt: fields.integer("committedAt", 0),
+  };
+}
+
+export function shardListPageFromWire(value: unknown): ShardListPage {
+  const fields = new Fields(value, "page");
+  const shards = fields.list("shards", shardListingFromWire);
+  const nextCursor = fields.optionalString("nextCursor");
+  return nextCursor === undefined ? { shards } : { shards, nextCursor };
 }
 
 export function bucketCreatedFromWire(value: unknown): number {

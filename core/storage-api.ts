@@ -126,6 +126,26 @@ export interface PlacementPage {
   readonly nextCursor?: string;
 }
 
+/** One committed shard file of a disk, as `listShards` reports it. */
+export interface ShardListing {
+  readonly shard: ShardId;
+  readonly bytes: number;
+  /** When the file was last written (committed), in milliseconds since the epoch. */
+  readonly committedAt: number;
+}
+
+export interface ShardListQuery {
+  /** Continue after this opaque cursor. */
+  readonly cursor?: string;
+  /** At most this many shards; the node clamps to its own maximum. */
+  readonly limit: number;
+}
+
+export interface ShardListPage {
+  readonly shards: readonly ShardListing[];
+  readonly nextCursor?: string;
+}
+
 export interface BucketRecord {
   readonly name: string;
   /** Milliseconds since the epoch. */
@@ -187,6 +207,11 @@ export interface StorageNode {
   readShard(diskId: string, shard: ShardId, range?: StripeRange, options?: ReadShardOptions): AsyncIterable<Buffer>;
   /** Idempotent: true if something was deleted. */
   deleteShard(diskId: string, shard: ShardId): Promise<boolean>;
+  /**
+   * Every committed shard file of the disk, in a stable order, a page at a time: the healer's
+   * sweep for shards no record names (a gateway that died between a shard and its record).
+   */
+  listShards(diskId: string, query: ShardListQuery): Promise<ShardListPage>;
 
   /**
    * With `fence`, the write is accepted only while that grant is still the disk's current

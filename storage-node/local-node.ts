@@ -23,6 +23,8 @@ import type {
   PlacementQuery,
   PutRecordResult,
   ShardId,
+  ShardListPage,
+  ShardListQuery,
   StorageNode,
   StripeRange,
 } from "../core/storage-api.js";
@@ -32,6 +34,7 @@ import { LmdbOrderedStore } from "./lmdb-store.js";
 import { normalizeBucket, validateBucketName, validateNameId } from "./record-rules.js";
 import { RecordStore } from "./record-store.js";
 import { deleteShardFile, readShardFile, writeShardFile } from "./shard-files.js";
+import { listLocalShards } from "./shard-list.js";
 import { validateDeclaredBytes, validateShardId } from "./shard-verify.js";
 
 export interface LocalDiskOptions {
@@ -170,6 +173,11 @@ export class LocalNode implements StorageNode {
     const { disk } = this.#disk(diskId);
     validateShardId(shard);
     return this.#track(() => deleteShardFile(disk, shard));
+  }
+
+  async listShards(diskId: string, query: ShardListQuery): Promise<ShardListPage> {
+    const { disk } = this.#disk(diskId);
+    return this.#track(() => listLocalShards(disk, query));
   }
 
   async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {

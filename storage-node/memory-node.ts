@@ -19,6 +19,8 @@ import type {
   PlacementQuery,
   PutRecordResult,
   ShardId,
+  ShardListPage,
+  ShardListQuery,
   StorageNode,
   StripeRange,
 } from "../core/storage-api.js";
@@ -27,6 +29,7 @@ import { MemoryOrderedStore } from "./ordered-store.js";
 import { normalizeBucket, validateBucketName, validateNameId } from "./record-rules.js";
 import { RecordStore } from "./record-store.js";
 import { SHARD_READ_BYTES, shardNotFound } from "./shard-files.js";
+import { listParams, pageOf } from "./shard-list.js";
 import { readVerifiedShard, receiveShard, validateDeclaredBytes, validateShardId, type ShardSource } from "./shard-verify.js";
 
 /** Nominal capacity of a memory disk when none is configured: large enough never to bind. */
@@ -41,6 +44,8 @@ export interface MemoryNodeOptions {
 
 class MemoryDisk {
   readonly shards = new Map<string, Buffer>();
+  /** When each shard was committed (listShards reports it). */
+  readonly committedAt = new Map<string, number>();
   readonly records = new RecordStore(new MemoryOrderedStore());
   readonly leases = new LeaseTable();
   failedReason: string | undefined;
@@ -134,6 +139,7 @@ export class MemoryNode implements StorageNode {
       const key = shardKey(shard);
       disk.usedBytes += declaredBytes - (disk.shards.get(key)?.length ?? 0);
       disk.shards.set(key, Buffer.concat(pieces));
+      disk.committedAt.set(key, Date.now());
       disk.fullReason = undefined;
     } finally {
       release();
@@ -156,9 +162,20 @@ export class MemoryNode implements StorageNode {
     const stored = disk.shards.get(shardKey(shard));
     if (stored === undefined) return false;
     disk.shards.delete(shardKey(shard));
+    disk.committedAt.delete(shardKey(shard));
     disk.usedBytes -= stored.length;
     disk.fullReason = undefined;
     return true;
+  }
+
+  async listShards(diskId: string, query: ShardListQuery): Promise<ShardListPage> {
+    const disk = this.#disk(diskId);
+    disk.requireUsable();
+    const params = listParams(query);
+    return pageOf([...disk.shards.keys()].sort(), params, async (name) => {
+      const stored = disk.shards.get(name);
+      return stored === undefined ? undefined : { bytes: stored.length, committedAt: disk.committedAt.get(name) ?? 0 };
+    });
   }
 
   #records(diskId: string): RecordStore {

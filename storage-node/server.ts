@@ -25,6 +25,7 @@ import {
   parseShardParams,
   parseStripeRange,
   placementQueryFromWire,
+  shardListQueryFromWire,
   recordPutFromWire,
   recordKeyFromWire,
   recordToWire,
@@ -400,6 +401,10 @@ export class StorageServer {
       const diskId = parseDiskId(request.params.diskId);
       const page = await this.#call(this.#node.listRecords(diskId, listOptionsFromWire(request.body)));
       return { ...page, records: toWire(page.records) };
+    });
+    this.app.post<DiskParams>(ROUTES.shardList, json, async (request) => {
+      const diskId = parseDiskId(request.params.diskId);
+      return this.#call(this.#node.listShards(diskId, shardListQueryFromWire(request.body)));
     });
     this.app.post<DiskParams>(ROUTES.recordByPlacement, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);

@@ -20,6 +20,8 @@ import type {
   ObjectRecord,
   PlacementPage,
   PlacementQuery,
+  ShardListPage,
+  ShardListQuery,
   PutRecordResult,
   ShardId,
   StorageNode,
@@ -157,6 +159,10 @@ export class FaultyNode implements StorageNode {
 
   listRecords(diskId: string, options: ListRecordsOptions): Promise<ListRecordsPage> {
     return this.#call("listRecords", [diskId, options], () => this.inner.listRecords(diskId, options));
+  }
+
+  listShards(diskId: string, query: ShardListQuery): Promise<ShardListPage> {
+    return this.#call("listShards", [diskId, query], () => this.inner.listShards(diskId, query));
   }
 
   listRecordsByPlacement(diskId: string, query: PlacementQuery): Promise<PlacementPage> {

@@ -283,6 +283,39 @@ function shardTests(prng: Prng, node: NodeRef, disk: DiskRef, write: WriteShard)
     expect(await readAll(node().readShard(disk(), shard.id))).toEqual(shard.file);
   });
 
+  it("lists every committed shard a page at a time, in a stable order, with its size and commit time", async () => {
+    const before = Date.now() - 2_000;
+    const written = await Promise.all(Array.from({ length: 7 }, () => contractShard(prng, { objectLength: prng.int(0, 3 * SMALL_BLOCK_BYTES) })));
+    for (const shard of written) await write(shard);
+    const name = (id: ShardId): string => `${id.objectId}/${id.versionId}.${id.partNumber}.${id.shardIndex}`;
+    const listAll = async (): Promise<Map<string, { bytes: number; committedAt: number }>> => {
+      const seen = new Map<string, { bytes: number; committedAt: number }>();
+      const order: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await node().listShards(disk(), { limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+        expect(page.shards.length).toBeLessThanOrEqual(3);
+        for (const listed of page.shards) {
+          order.push(name(listed.shard));
+          seen.set(name(listed.shard), { bytes: listed.bytes, committedAt: listed.committedAt });
+        }
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      expect(order).toEqual([...new Set(order)].sort());
+      return seen;
+    };
+    const listed = await listAll();
+    for (const shard of written) {
+      const entry = listed.get(name(shard.id));
+      expect(entry?.bytes).toBe(shard.file.length);
+      expect(entry?.committedAt).toBeGreaterThanOrEqual(before);
+      expect(entry?.committedAt).toBeLessThanOrEqual(Date.now() + 2_000);
+    }
+    await node().deleteShard(disk(), (written[0] as ContractShard).id);
+    expect((await listAll()).has(name((written[0] as ContractShard).id))).toBe(false);
+    await expect(node().listShards(disk(), { limit: 3, cursor: "../../etc" })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+  });
+
   it("counts shards and records in health", async () => {
     const before = (await node().health()).disks.find((entry) => entry.diskId === disk());
     const shard = await contractShard(prng, { objectLength: 2 * SMALL_BLOCK_BYTES });
