@@ -54,6 +54,19 @@ interface Persisted {
   retired: Array<{ id: string; url: string }>;
 }
 
+/** Jobs kept in `history` for status. */
+const HISTORY_KEPT_MAX = 20;
+
+export interface JobRecord {
+  readonly id: string;
+  readonly kind: ScanKind;
+  readonly resumed: boolean;
+  readonly startedAt: number;
+  endedAt?: number;
+  outcome?: "completed" | "incomplete" | "aborted" | "failed";
+  scanned?: number;
+}
+
 interface Running {
   readonly job: ScanJob;
   readonly abort: AbortController;
@@ -76,6 +89,8 @@ export class Healer {
   #inFlight = new Set<string>();
   #running: Running | undefined;
   #lastJob: ScanJob | undefined;
+  /** Recent jobs, newest last: what ran, whether it resumed a checkpoint, how it ended. */
+  readonly history: JobRecord[] = [];
   #requested = new Set<ScanKind>();
   #retryAt = new Map<ScanKind, number>();
   #stopped = false;
@@ -214,6 +229,27 @@ export class Healer {
     return healerStatus(this);
   }
 
+  /**
+   * Nothing left to do for the present failures and map: no scan running or owed (a failure
+   * scan for the current out disks and a rebalance for the current map have completed, no
+   * retry is due), nothing queued or in flight. Objects may still be short of full redundancy
+   * when no disk can take their shards (status shows them at risk).
+   */
+  get quiet(): boolean {
+    const out = this.outKey();
+    const failureDone = out === "" || this.#persisted.failureDoneFor === out;
+    return (
+      this.detector.settled &&
+      this.#running === undefined &&
+      this.queue.size === 0 &&
+      this.#inFlight.size === 0 &&
+      this.#requested.size === 0 &&
+      this.#retryAt.size === 0 &&
+      failureDone &&
+      this.#persisted.rebalanceDone >= this.#persisted.rebalanceWanted
+    );
+  }
+
   // --- Placement and health views ---------------------------------------------------------------
 
   readable = (disk: DiskRef): boolean => this.detector.readable(disk.nodeId, disk.diskId);
@@ -335,14 +371,20 @@ export class Healer {
     const running: Running = { job, abort, degraded: 0, done: Promise.resolve() };
     this.#running = running;
     this.#lastJob = job;
+    const record: JobRecord = { id: job.id, kind, resumed: job.resumed, startedAt: this.#now() };
+    this.history.push(record);
+    this.history.splice(0, Math.max(0, this.history.length - HISTORY_KEPT_MAX));
     this.#options.logger.info({ kind, basis, resumed: job.resumed, pass: job.pass }, "scan started");
-    const done = this.#runJob(running).finally(() => {
-      if (this.#running === running) this.#running = undefined;
-    });
+    const done = this.#runJob(running)
+      .then((outcome) => Object.assign(record, { outcome }))
+      .finally(() => {
+        Object.assign(record, { endedAt: this.#now(), scanned: job.scanned });
+        if (this.#running === running) this.#running = undefined;
+      });
     Object.assign(running, { done });
   }
 
-  async #runJob(running: Running): Promise<void> {
+  async #runJob(running: Running): Promise<JobRecord["outcome"]> {
     const { job, abort } = running;
     try {
       await job.run(abort.signal);
@@ -350,16 +392,17 @@ export class Healer {
     } catch (error) {
       if (!abort.signal.aborted) this.#options.logger.warn({ err: error, kind: job.kind }, "scan failed");
       await this.#saveCheckpoint(true);
-      return;
+      return abort.signal.aborted ? "aborted" : "failed";
     }
     if (abort.signal.aborted) {
       await this.#saveCheckpoint(true);
-      return;
+      return "aborted";
     }
-    await this.#complete(running);
+    return (await this.#complete(running)) ? "completed" : "incomplete";
   }
 
-  async #complete(running: Running): Promise<void> {
+  /** Records a finished job; false when some of its work is left for a retry. */
+  async #complete(running: Running): Promise<boolean> {
     const { job } = running;
     const incomplete = job.listingErrors.length > 0 || running.degraded > 0;
     this.#persisted.lastCompleted[job.kind] = job.startedAt;
@@ -369,6 +412,7 @@ export class Healer {
     await this.#state.save(`checkpoint/${job.kind}`, { done: true });
     await this.#saveState();
     this.#options.logger.info({ kind: job.kind, scanned: job.scanned, degraded: running.degraded, listingErrors: job.listingErrors.slice(0, 5) }, "scan completed");
+    return !incomplete;
   }
 
   async #saveCheckpoint(force: boolean): Promise<void> {

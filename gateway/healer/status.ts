@@ -4,7 +4,7 @@
  * rebuild rate and the ETA, the throttle, and what the failure detector saw.
  */
 import type { DetectorEvent, NodeStatus } from "./detector.js";
-import type { Healer } from "./healer.js";
+import type { Healer, JobRecord } from "./healer.js";
 import type { RecentFailure, Totals } from "./progress.js";
 import type { RecordPosition } from "./record-merge.js";
 import type { ScanKind } from "./scan.js";
@@ -29,10 +29,14 @@ export interface HealerStatus {
   readonly startedAt: number;
   /** idle: nothing to do; scanning: a scan is listing; repairing: work is queued or running. */
   readonly state: "idle" | "scanning" | "repairing";
+  /** Nothing left to do for the present failures and map (Healer.quiet). */
+  readonly quiet: boolean;
   readonly epoch: number;
   readonly ec: { readonly k: number; readonly m: number };
   readonly outDisks: readonly string[];
   readonly job?: JobStatus;
+  /** Recent jobs, newest last. */
+  readonly history: readonly JobRecord[];
   readonly totals: Totals;
   /** Objects counted at risk by the last failure scan and not yet repaired, by spare shards. */
   readonly atRisk: Readonly<Record<string, number>>;
@@ -65,10 +69,12 @@ export function healerStatus(healer: Healer): HealerStatus {
     now: Date.now(),
     startedAt: healer.startedAt,
     state,
+    quiet: healer.quiet,
     epoch: healer.cluster.map.epoch,
     ec: { k, m },
     outDisks: [...healer.detector.outDisks()].sort(),
     ...(job === undefined ? {} : { job: jobStatus(job) }),
+    history: healer.history.map((record) => ({ ...record })),
     totals: { ...healer.progress.totals },
     atRisk: record(healer.progress.atRisk),
     queue: { length: healer.queue.size, inFlight: healer.inFlight, bySpare: record(healer.queue.countsBySpare()), bytesToWrite: healer.queue.bytesToWrite() },

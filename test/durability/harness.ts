@@ -122,6 +122,33 @@ export function objectBody(prng: Prng, index: number, bytesMax: number): Buffer 
   return prng.bytes(size);
 }
 
+/** Concurrent PUTs when a scenario loads its objects (the issue's 4 clients). */
+export const LOAD_CLIENTS = 4;
+
+/**
+ * PUTs `count` objects `object-0000`.. with bodies from the PRNG (drawn in order, so a seed
+ * always gives the same objects), LOAD_CLIENTS at a time; returns each key's SHA-256.
+ */
+export async function loadObjects(s3: S3Client, prng: Prng, count: number, minBytes = 0): Promise<Map<string, { sha: string; size: number }>> {
+  const bodies = Array.from({ length: count }, (_, index) => {
+    const body = objectBody(prng, index, SCALE.objectBytesMax);
+    return body.length >= minBytes ? body : prng.bytes(prng.int(minBytes, Math.max(minBytes, SCALE.objectBytesMax)));
+  });
+  const objects = new Map<string, { sha: string; size: number }>();
+  let next = 0;
+  const client = async (): Promise<void> => {
+    for (let index = next++; index < count; index = next++) {
+      const body = bodies[index] as Buffer;
+      const key = `object-${String(index).padStart(4, "0")}`;
+      await putBody(s3, key, body);
+      objects.set(key, { sha: sha256(body), size: body.length });
+      bodies[index] = Buffer.alloc(0);
+    }
+  };
+  await Promise.all(Array.from({ length: LOAD_CLIENTS }, client));
+  return new Map([...objects].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
 export async function putBody(s3: S3Client, key: string, body: Buffer): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentLength: body.length }));
 }
@@ -169,8 +196,7 @@ export async function waitForHealed(admin: AdminClient, expectOut: readonly stri
     async () => {
       const status = await admin.healStatus();
       const outMatches = JSON.stringify(status.outDisks) === JSON.stringify([...expectOut].sort());
-      const quiet = status.state === "idle" && status.job === undefined && status.queue.length === 0 && status.queue.inFlight === 0;
-      return outMatches && quiet && Object.keys(status.atRisk).every((spare) => Number(spare) >= status.ec.m) ? status : undefined;
+      return outMatches && status.quiet && Object.keys(status.atRisk).every((spare) => Number(spare) >= status.ec.m) ? status : undefined;
     },
     timeoutMs,
     500,
