@@ -14,6 +14,7 @@ import { FailureDetector, type DetectorEvent } from "./detector.js";
 import type { DiskRef } from "./gather.js";
 import { HealStateStore } from "./heal-state.js";
 import { REPAIR_QUEUE_OBJECTS_MAX, SCHEDULER_TICK_MS } from "./limits.js";
+import { shardName, sweepDisk } from "./orphan-sweep.js";
 import { Progress } from "./progress.js";
 import { repairObject, type RepairContext, type RepairOutcome } from "./repair-object.js";
 import { needsVerify, readRepairList, removeRepairEntry } from "./repair-list.js";
@@ -98,6 +99,8 @@ export class Healer {
   #lastCheckpoint = 0;
   #repairListBusy = false;
   #detectOnly = false;
+  /** Shards the healer vouched for during the current scan ("node/disk name"): never swept. */
+  readonly #vouched = new Set<string>();
   readonly startedAt: number;
 
   constructor(options: HealerOptions) {
@@ -276,6 +279,7 @@ export class Healer {
       placer: () => this.#placer(),
       graceMs: this.settings.partialVersionGraceMs,
       now: this.#now,
+      onShardReused: (disk, shard) => this.#vouched.add(`${disk.nodeId}/${disk.diskId} ${shardName(shard)}`),
     };
   }
 
@@ -366,6 +370,7 @@ export class Healer {
     const paced = kind === "scrub" && !this.#requested.has("scrub");
     this.#requested.delete(kind);
     this.#retryAt.delete(kind);
+    this.#vouched.clear();
     const job = new ScanJob(this.#scanEnvironment(kind, paced), { id: `${kind}-${this.#now()}`, kind, basis, startedAt: this.#now() }, resume);
     const abort = new AbortController();
     const running: Running = { job, abort, degraded: 0, done: Promise.resolve() };
@@ -442,6 +447,18 @@ export class Healer {
       },
       onCounted: (counts, bytes) => this.progress.resetRisk(counts, bytes),
       onQueued: () => (this.progress.totals.objectsQueued += 1),
+      sweep: async (disks, references, passStartedAt, signal) => {
+        // A shard committed after the pass began may belong to a record the listing passed by.
+        const olderThan = Math.min(passStartedAt, this.#now()) - this.settings.partialVersionGraceMs;
+        for (const disk of disks) {
+          const isProtected = (target: DiskRef, name: string): boolean => this.#vouched.has(`${target.nodeId}/${target.diskId} ${name}`);
+          const removed = await sweepDisk(disk, { cluster: this.cluster, references, olderThan, isProtected, signal }).catch((error: unknown) => {
+            this.#options.logger.warn({ err: error, disk }, "orphan shard sweep failed");
+            return 0;
+          });
+          this.progress.totals.orphanShardsRemoved += removed;
+        }
+      },
       ...(paced
         ? {
             pace: async (bytes: number) => {

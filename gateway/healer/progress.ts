@@ -24,6 +24,7 @@ export interface Totals {
   shardsReused: number;
   corruptFound: number;
   garbageRemoved: number;
+  orphanShardsRemoved: number;
   objectsScrubbed: number;
   bytesScrubbed: number;
   bytesRead: number;
@@ -52,6 +53,7 @@ export class Progress {
     shardsReused: 0,
     corruptFound: 0,
     garbageRemoved: 0,
+    orphanShardsRemoved: 0,
     objectsScrubbed: 0,
     bytesScrubbed: 0,
     bytesRead: 0,

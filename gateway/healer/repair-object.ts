@@ -8,7 +8,7 @@
  * say they are.
  */
 import { isTesseraError } from "../../core/errors.js";
-import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
+import type { ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import type { Placer } from "../../placement/rendezvous.js";
 import { writeQuorum } from "../objects/put-object.js";
 import { gatherRecords, type DiskRef } from "./gather.js";
@@ -23,6 +23,8 @@ export interface RepairContext extends NodeIoContext {
   readonly placer: () => Placer | undefined;
   readonly graceMs: number;
   readonly now?: () => number;
+  /** A shard already on a disk was verified and kept (the orphan sweep must not take it). */
+  readonly onShardReused?: (disk: DiskRef, shard: ShardId) => void;
 }
 
 export interface RepairRequest {

@@ -5,10 +5,11 @@
  * set's lost indexes at once). A source that turns out corrupt mid-rebuild is itself rebuilt
  * in a second round. Small objects are rebuilt in memory, for their records.
  */
-import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
+import type { ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import type { ShardTask } from "./plan.js";
 import { rebuildShardSet } from "./rebuild.js";
-import { copyShard, inlineShardValid, memoryShardSetIo, nodeShardSetIo, shardSetsOf, verifyShard, type NodeIoContext, type ShardSet } from "./shard-io.js";
+import type { DiskRef } from "./gather.js";
+import { copyShard, inlineShardValid, memoryShardSetIo, nodeShardSetIo, shardIdOf, shardSetsOf, verifyShard, type NodeIoContext, type ShardSet } from "./shard-io.js";
 
 /** Rebuild rounds per shard set: the first, and one more for sources found corrupt meanwhile. */
 const REBUILD_ROUNDS_MAX = 2;
@@ -39,7 +40,11 @@ function describe(error: unknown): string {
 }
 
 /** Non-inline objects: every task in every shard set. */
-export async function runShardTasks(context: NodeIoContext, record: ObjectRecord, current: readonly ShardLocation[], healthy: readonly number[], tasks: readonly ShardTask[]): Promise<ShardWork> {
+export interface ShardTaskContext extends NodeIoContext {
+  readonly onShardReused?: (disk: DiskRef, shard: ShardId) => void;
+}
+
+export async function runShardTasks(context: ShardTaskContext, record: ObjectRecord, current: readonly ShardLocation[], healthy: readonly number[], tasks: readonly ShardTask[]): Promise<ShardWork> {
   const tally: Tally = { copied: 0, rebuilt: 0, reused: 0, foundBad: new Set(), errors: [] };
   let done = new Set(tasks.map((task) => task.shardIndex));
   for (const set of shardSetsOf(record)) {
@@ -56,12 +61,13 @@ interface SetInput {
   readonly tally: Tally;
 }
 
-async function runSet(context: NodeIoContext, record: ObjectRecord, set: ShardSet, input: SetInput): Promise<Set<number>> {
+async function runSet(context: ShardTaskContext, record: ObjectRecord, set: ShardSet, input: SetInput): Promise<Set<number>> {
   const done = new Set<number>();
   const toRebuild: ShardTask[] = [];
   for (const task of input.tasks) {
     if (task.maybePresent && (await tryVerify(context, record, set, task.shardIndex, task.to))) {
       input.tally.reused += 1;
+      context.onShardReused?.(task.to, shardIdOf(record, set, task.shardIndex));
       done.add(task.shardIndex);
     } else if (task.kind === "copy" && (await tryCopy(context, record, set, task, input.tally))) {
       done.add(task.shardIndex);

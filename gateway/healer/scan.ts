@@ -21,6 +21,7 @@ import type { Cluster } from "../objects/cluster.js";
 import type { DiskRef } from "./gather.js";
 import { SCAN_PAGE_RECORDS } from "./limits.js";
 import { RecordMerge, compareRecords, listingId, positionOf, type Group, type ListingSpec, type RecordPosition } from "./record-merge.js";
+import { ShardReferences } from "./orphan-sweep.js";
 import { locationKey, placementByIndex, targetPlacement } from "./target-placement.js";
 import type { WorkItem, WorkQueue, WorkSource } from "./work-queue.js";
 
@@ -53,6 +54,11 @@ export interface ScanEnvironment {
   readonly onSettled?: (item: WorkItem) => void;
   /** Pacing (scrub): called after each key with the bytes it stands for. */
   readonly pace?: (bytes: number) => Promise<void>;
+  /**
+   * After a full pass of a scan or rebalance that listed every disk from the start without
+   * an error: remove the shards no record names (orphan-sweep.ts).
+   */
+  readonly sweep?: (disks: readonly DiskRef[], references: ShardReferences, passStartedAt: number, signal: AbortSignal) => Promise<void>;
 }
 
 interface Versions {
@@ -207,8 +213,13 @@ export class ScanJob {
   }
 
   async #runPass(signal: AbortSignal): Promise<void> {
-    const merge = new RecordMerge(this.#environment.cluster, this.#specs(), SCAN_PAGE_RECORDS);
+    const passStartedAt = Date.now();
+    const specs = this.#specs();
+    const merge = new RecordMerge(this.#environment.cluster, specs, SCAN_PAGE_RECORDS);
     this.#merge = merge;
+    // Only a pass that lists every disk from its start sees every record: only it may sweep.
+    const fromStart = this.#resumeFrom === undefined && Object.keys(this.#cursors).length === 0;
+    const references = (this.kind === "scan" || this.kind === "rebalance") && fromStart && this.#environment.sweep !== undefined ? new ShardReferences() : undefined;
     const counts = new Map<number, number>();
     let countedBytes = 0;
     let current: Versions | undefined;
@@ -221,6 +232,7 @@ export class ScanJob {
     };
     for await (const group of merge.groups()) {
       if (signal.aborted) return;
+      for (const sighting of group.sightings) references?.add(sighting.record);
       if (this.#resumeFrom !== undefined && compareRecords(group.position, this.#resumeFrom) < 0) continue;
       if (current !== undefined && current.bucket === group.position.bucket && current.key === group.position.key) {
         current.groups.push(group);
@@ -230,8 +242,10 @@ export class ScanJob {
       current = { bucket: group.position.bucket, key: group.position.key, groups: [group] };
     }
     if (current !== undefined && !signal.aborted) await finish(current);
-    this.listingErrors.push(...merge.errors());
+    const errors = merge.errors();
+    this.listingErrors.push(...errors);
     if (this.kind === "failure" && this.#pass === 0 && !signal.aborted) this.#environment.onCounted?.(counts, countedBytes);
+    if (references !== undefined && errors.length === 0 && !signal.aborted) await this.#environment.sweep?.(specs.map((spec) => spec.listing), references, passStartedAt, signal);
   }
 
   async #handle(versions: Versions, signal: AbortSignal): Promise<KeyCheck | undefined> {

@@ -7,6 +7,9 @@
  */
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { ChecksumAlgorithm } from "../../core/checksum.js";
+import { shardLayout } from "../../core/shard-format.js";
+import { writeShard } from "../../core/shard-stream.js";
 import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { inspectKey, type DiskHandle } from "./inspect.js";
@@ -226,6 +229,25 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     expect(healer.lastJob?.resumed).toBe(true);
     expect(firstRepaired + healer.status().totals.objectsRepaired).toBeGreaterThanOrEqual(1);
     expect(healer.status().totals.objectsScanned).toBeLessThan(objects.size);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
+  it("sweeps shard files no record names (a write whose gateway died before its records), and keeps every named one", async () => {
+    const prng = new Prng(SEED + 8);
+    const cluster = (running = await startMemoryCluster(rawMap(6)));
+    const objects = await putAll(cluster, prng, 12);
+    const objectId = prng.bytes(16);
+    const versionId = prng.bytes(16);
+    const params = { checksumAlgorithm: ChecksumAlgorithm.Crc32c, k: 4, m: 2, shardIndex: 1, blockBytes: 4096, partNumber: 0, objectLength: 5000, objectId, versionId };
+    const layout = shardLayout(params);
+    const chunks = Array.from({ length: layout.stripeCount }, () => prng.bytes(layout.chunkBytes));
+    const orphan = { objectId: objectId.toString("hex"), versionId: versionId.toString("hex"), partNumber: 0, shardIndex: 1 };
+    await cluster.nodes.get("n3")?.writeShard("d0", orphan, writeShard(params, chunks), layout.fileBytes);
+    cluster.healer.requestScan("scan");
+    await waitFor("the scan to finish", () => (cluster.healer.persisted.lastCompleted.scan ?? 0) > 0 && cluster.healer.quiet);
+    const listed = await cluster.nodes.get("n3")?.listShards("d0", { limit: 1000 });
+    expect(listed?.shards.some((each) => each.shard.objectId === orphan.objectId)).toBe(false);
+    expect(cluster.healer.status().totals.orphanShardsRemoved).toBe(1);
     await expectFullRedundancy(cluster, objects.keys());
   });
 });
