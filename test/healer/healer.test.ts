@@ -250,4 +250,34 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     expect(cluster.healer.status().totals.orphanShardsRemoved).toBe(1);
     await expectFullRedundancy(cluster, objects.keys());
   });
+
+  it("rebuilds every part of a multipart object, each part its own shard set at the record's placement", async () => {
+    const prng = new Prng(SEED + 9);
+    const cluster = (running = await startMemoryCluster(rawMap(8)));
+    await cluster.store.createBucket(BUCKET);
+    const upload = await cluster.store.uploads.create({ bucket: BUCKET, key: "multi", userMetadata: {}, systemMetadata: {} });
+    const bodies = [prng.bytes(200 * 1024), prng.bytes(130 * 1024 + 7), prng.bytes(5)];
+    for (const [index, body] of bodies.entries()) {
+      await cluster.store.uploads.uploadPart({ bucket: BUCKET, key: "multi", uploadId: upload.uploadId, partNumber: index + 1, body: once(body), length: body.length });
+    }
+    await cluster.store.uploads.complete({
+      bucket: BUCKET,
+      key: "multi",
+      uploadId: upload.uploadId,
+      choose: (uploaded) => [...uploaded.values()].map(({ partNumber, partVersionId, size, etag, blockBytes }) => ({ partNumber, partVersionId, size, etag, blockBytes })),
+    });
+    await cluster.store.settle();
+    const digest = sha(Buffer.concat(bodies));
+    expect(await readBack(cluster, "multi")).toBe(digest);
+    const { record } = await cluster.store.resolve(BUCKET, "multi");
+    expect(record.parts).toHaveLength(3);
+    for (const location of record.placement.slice(0, 2)) (cluster.nodes.get(location.nodeId) as { down: boolean }).down = true;
+    await waitFor("the failure scan to finish", idleAfterFailure(cluster));
+    await expectFullRedundancy(cluster, ["multi"]);
+    const healed = (await cluster.store.resolve(BUCKET, "multi")).record;
+    expect(healed.revision).toBeGreaterThan(record.revision);
+    const live = healed.placement.filter((location) => cluster.nodes.get(location.nodeId)?.down !== true);
+    for (const location of live.slice(0, 2)) (cluster.nodes.get(location.nodeId) as { down: boolean }).down = true;
+    expect(await readBack(cluster, "multi")).toBe(digest);
+  });
 });
