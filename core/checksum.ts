@@ -6,7 +6,7 @@
  * bytes; it stays available for formats that want a 64-bit check. Numbers: bench/checksum.ts.
  */
 import { crc32c } from "@node-rs/crc32";
-import { xxh64 } from "@node-rs/xxhash";
+import { Xxh64, xxh64 } from "@node-rs/xxhash";
 
 /** Checksum algorithm ids as stored in a shard header. Zero is never valid. */
 export const ChecksumAlgorithm = {
@@ -43,4 +43,35 @@ export function computeChecksum(algorithm: ChecksumAlgorithm, data: Uint8Array):
 export function checksumMatches(algorithm: ChecksumAlgorithm, data: Uint8Array, stored: Buffer, offset: number): boolean {
   if (algorithm === ChecksumAlgorithm.Crc32c) return stored.readUInt32LE(offset) === crc32c(data);
   return stored.readBigUInt64LE(offset) === xxh64(data);
+}
+
+/**
+ * A checksum over data that arrives in pieces (a chunk split across network reads), equal to
+ * the one-shot checksum of the pieces joined: the storage node checks chunks without joining them.
+ */
+export class RunningChecksum {
+  readonly #algorithm: ChecksumAlgorithm;
+  #crc = 0;
+  #xxh: Xxh64 | undefined;
+
+  constructor(algorithm: ChecksumAlgorithm) {
+    this.#algorithm = algorithm;
+    this.reset();
+  }
+
+  update(data: Uint8Array): void {
+    if (this.#xxh !== undefined) this.#xxh.update(data);
+    else this.#crc = crc32c(data, this.#crc);
+  }
+
+  /** True when `stored` (at `offset`) is the checksum of everything fed since the last reset. */
+  matches(stored: Buffer, offset: number): boolean {
+    if (this.#xxh !== undefined) return stored.readBigUInt64LE(offset) === this.#xxh.digest();
+    return stored.readUInt32LE(offset) === this.#crc;
+  }
+
+  reset(): void {
+    this.#crc = 0;
+    this.#xxh = this.#algorithm === ChecksumAlgorithm.Xxh64 ? new Xxh64() : undefined;
+  }
 }

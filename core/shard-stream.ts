@@ -4,10 +4,12 @@
  */
 import { Transform, type TransformCallback } from "node:stream";
 import { assert } from "./assert.js";
+import { RunningChecksum, checksumBytes } from "./checksum.js";
 import { TesseraError } from "./errors.js";
 import { FixedCutter } from "./fixed-cutter.js";
 import { SHARD_HEADER_BYTES } from "./limits.js";
 import {
+  chunkChecksumError,
   chunkTrailer,
   decodeShardHeader,
   encodeShardHeader,
@@ -102,6 +104,90 @@ export class ShardParser {
     if (this.#layout === undefined || this.#stripe < this.#endStripe || this.#cutter.pendingBytes > 0) {
       throw truncated(this.#expectedBytes, this.#receivedBytes, this.#what());
     }
+  }
+
+  #what(): string {
+    return this.#header === undefined ? "shard" : `shard ${this.#header.shardIndex}`;
+  }
+}
+
+/**
+ * Checks a whole shard file as it streams, the way ShardParser.forFile does (same errors),
+ * but without ever joining a frame: the header's 80 bytes are gathered, then each chunk's
+ * checksum runs over the pieces as they come and is compared with the trailer after it. The
+ * storage node's write path only needs the verdict, not the chunks: no copy, no garbage.
+ */
+export class ShardChecker {
+  readonly #expect: ShardIdentity | undefined;
+  readonly #headerPieces: Buffer[] = [];
+  #headerBytes = 0;
+  #header: ShardHeader | undefined;
+  #layout: ShardLayout | undefined;
+  #checksum: RunningChecksum | undefined;
+  readonly #trailer = Buffer.alloc(8);
+  #trailerBytes = 0;
+  /** Position within the current frame (chunk, then trailer). */
+  #inFrame = 0;
+  #stripe = 0;
+  #receivedBytes = 0;
+
+  constructor(expect?: ShardIdentity) {
+    this.#expect = expect;
+  }
+
+  get header(): ShardHeader | undefined {
+    return this.#header;
+  }
+
+  /** Feeds bytes in any pieces; throws on a bad header, a bad chunk or bytes past the end. */
+  push(bytes: Buffer): void {
+    this.#receivedBytes += bytes.length;
+    let rest = bytes;
+    if (this.#layout === undefined) rest = this.#gatherHeader(rest);
+    while (rest.length > 0) rest = this.#frameBytes(rest);
+  }
+
+  /** Call at end of input: throws ERR_SHARD_TRUNCATED unless the whole file arrived. */
+  end(): void {
+    if (this.#layout === undefined || this.#stripe < this.#layout.stripeCount || this.#inFrame > 0) {
+      throw truncated(this.#layout?.fileBytes ?? SHARD_HEADER_BYTES, this.#receivedBytes, this.#what());
+    }
+  }
+
+  #gatherHeader(bytes: Buffer): Buffer {
+    const take = Math.min(bytes.length, SHARD_HEADER_BYTES - this.#headerBytes);
+    this.#headerPieces.push(bytes.subarray(0, take));
+    this.#headerBytes += take;
+    if (this.#headerBytes === SHARD_HEADER_BYTES) {
+      const header = decodeShardHeader(Buffer.concat(this.#headerPieces, SHARD_HEADER_BYTES), this.#expect);
+      this.#header = header;
+      this.#layout = shardLayout(header);
+      this.#checksum = new RunningChecksum(header.checksumAlgorithm);
+      assert(checksumBytes(header.checksumAlgorithm) <= this.#trailer.length, "a trailer fits its buffer");
+    }
+    return bytes.subarray(take);
+  }
+
+  /** Consumes what belongs to the current frame; returns the rest. */
+  #frameBytes(bytes: Buffer): Buffer {
+    const layout = this.#layout;
+    const checksum = this.#checksum;
+    const header = this.#header;
+    assert(layout !== undefined && checksum !== undefined && header !== undefined, "frames follow the header");
+    if (this.#stripe >= layout.stripeCount) throw tooLong(layout.fileBytes, this.#what());
+    const take = Math.min(bytes.length, layout.frameBytes - this.#inFrame);
+    const chunkEnd = Math.max(0, Math.min(take, layout.chunkBytes - this.#inFrame));
+    if (chunkEnd > 0) checksum.update(bytes.subarray(0, chunkEnd));
+    if (take > chunkEnd) this.#trailerBytes += bytes.copy(this.#trailer, this.#trailerBytes, chunkEnd, take);
+    this.#inFrame += take;
+    if (this.#inFrame === layout.frameBytes) {
+      if (!checksum.matches(this.#trailer, 0)) throw chunkChecksumError(header.shardIndex, this.#stripe);
+      checksum.reset();
+      this.#trailerBytes = 0;
+      this.#inFrame = 0;
+      this.#stripe += 1;
+    }
+    return bytes.subarray(take);
   }
 
   #what(): string {

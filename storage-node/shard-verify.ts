@@ -8,7 +8,7 @@ import { assert } from "../core/assert.js";
 import { TesseraError, requireArgument } from "../core/errors.js";
 import { EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "../core/limits.js";
 import { decodeShardHeader, frameOffset, shardLayout, type ShardHeader, type ShardIdentity } from "../core/shard-format.js";
-import { ShardParser } from "../core/shard-stream.js";
+import { ShardChecker, ShardParser } from "../core/shard-stream.js";
 import { HEX_ID_PATTERN, type ShardId, type StripeRange } from "../core/storage-api.js";
 
 /** S3's highest part number; 0 means a plain object (as in core/shard-format.ts). */
@@ -74,7 +74,8 @@ export async function receiveShard(
 ): Promise<ShardHeader> {
   // One plain loop, no stream pipeline: per network read (about 40 KiB) every layer of
   // streams and async iterators cost more CPU than the checks themselves.
-  const parser = ShardParser.forFile(shardIdentity(shard));
+  // The checker verifies every chunk as its pieces pass, without joining them into frames.
+  const parser = new ShardChecker(shardIdentity(shard));
   const aborted = abortion(signal);
   aborted.catch(() => undefined);
   const iterator = body[Symbol.asyncIterator]();
