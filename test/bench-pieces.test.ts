@@ -1,0 +1,84 @@
+/**
+ * The bench's pieces without a cluster and without timing anything (numbers live in bench/,
+ * never in tests): seeded object data and its byte-for-byte check, min/median/max and
+ * percentiles, the model bounds, and that a results document renders to markdown and SVG.
+ */
+import { describe, expect, it } from "vitest";
+import type { Ceilings } from "../bench/ceilings.js";
+import { renderChart } from "../bench/chart.js";
+import { DataPool } from "../bench/data.js";
+import { MiB } from "../bench/limits.js";
+import { bound, type ModelInputs } from "../bench/model.js";
+import { renderMarkdown, type BenchResults } from "../bench/report.js";
+import { percentile, spread } from "../bench/stats.js";
+import { summarize } from "../bench/workload.js";
+
+const one = (value: number) => spread([value]);
+const ceilings: Ceilings = {
+  encodeMBps: one(5000),
+  md5MBps: one(600),
+  loopbackPutMBps: one(1000),
+  loopbackGetMBps: one(1000),
+  loopbackCpuSecondsPerGB: one(1.5),
+  smallRequestsPerSecond: one(2000),
+  smallRequestCpuSeconds: one(250e-6),
+  diskWriteMBps: one(600),
+  diskWriteFsyncPerMiBMBps: one(280),
+};
+const inputs: ModelInputs = { ceilings, cores: 2, k: 4, m: 2 };
+
+describe("bench pieces", () => {
+  it("object data is seeded, distinct per object, and checked byte for byte", () => {
+    const pool = new DataPool(7, 3 * MiB + 5);
+    const again = new DataPool(7, 3 * MiB + 5);
+    expect(pool.whole(3, 4096).equals(again.whole(3, 4096))).toBe(true);
+    expect(pool.whole(3, 4096).equals(pool.whole(4, 4096))).toBe(false);
+    const size = 5 * MiB + 3; // wraps around the pool
+    const verifier = pool.verifier(9, size);
+    for (const piece of pool.pieces(9, size)) verifier.feed(piece);
+    expect(() => verifier.end()).not.toThrow();
+    const bad = pool.verifier(9, 4096);
+    const copy = Buffer.from(pool.whole(9, 4096));
+    copy[100] = (copy[100] as number) ^ 1;
+    expect(() => bad.feed(copy)).toThrow("different bytes");
+    const short = pool.verifier(9, 4096);
+    short.feed(pool.whole(9, 4095));
+    expect(() => short.end()).toThrow("4095 of the 4096");
+  });
+
+  it("spreads and percentiles", () => {
+    expect(spread([3, 1, 2])).toEqual({ min: 1, median: 2, max: 3 });
+    expect(spread([4, 1, 2, 3]).median).toBe(2.5);
+    expect(percentile([5, 1, 4, 2, 3], 50)).toBe(3);
+    expect(percentile([5, 1, 4, 2, 3], 99)).toBe(5);
+  });
+
+  it("model bounds: the issue's planning numbers give about 300 MB/s PUT and 670 MB/s GET", () => {
+    const put = bound(inputs, "PUT", 64 * MiB);
+    expect(put.by).toBe("CPU");
+    expect(Math.round(put.megabytesPerSecond)).toBe(Math.round(2000 / (1.5 * 2.5 + 1000 / 600 + 1000 / 5000)));
+    expect(Math.round(bound(inputs, "GET", 64 * MiB).megabytesPerSecond)).toBe(667);
+    expect(bound({ ...inputs, ceilings: { ...ceilings, diskWriteMBps: one(300) } }, "PUT", 64 * MiB).by).toBe("disk");
+  });
+
+  it("a results document renders to markdown and SVG", () => {
+    const run = { bytes: 64 * MiB * 4, operations: 4, seconds: 2, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1, n1: 0.5, client: 0.1 } };
+    const cell = summarize("tessera", { operation: "PUT", size: 64 * MiB, concurrency: 4, condition: "healthy" }, [run, run, run]);
+    const results: BenchResults = {
+      startedAt: "2026-01-01T00:00:00.000Z",
+      durationSeconds: 1,
+      machine: { cpu: "test", cores: 2, memoryGiB: 1, kernel: "Linux", node: "20", filesystem: "ext4", loadAverage: { start: 0, end: 0 } },
+      options: { quick: true, seed: 1, runs: 3, runMs: 100 },
+      ceilings,
+      model: [],
+      cells: [cell],
+      peakRssBytes: { tessera: { gateway: 100 * MiB } },
+      rebuild: { status: "pending", note: "test" },
+      skipped: [],
+    };
+    const markdown = renderMarkdown(results, inputs, [64 * MiB], [4]);
+    expect(markdown).toContain("| PUT | 64 MiB | 4 |");
+    expect(markdown).toContain("| tessera | gateway | 100 MiB |");
+    expect(renderChart(results, inputs, [64 * MiB])).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+  });
+});
