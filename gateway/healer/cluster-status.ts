@@ -25,8 +25,8 @@ export interface ClusterNodeStatus {
   readonly id: string;
   readonly url?: string;
   readonly zone?: string;
-  /** In the map, or retired (dropped by a newer map, its shards still moving off it). */
-  readonly role: "member" | "retired";
+  /** In the map; retired (dropped by a newer map, its shards still moving off it); or drained (safe to stop). */
+  readonly role: "member" | "retired" | "drained";
   readonly state: NodeState;
   readonly since: number;
   readonly lastOkAt?: number;
@@ -72,7 +72,7 @@ export function clusterStatus(healer: Healer, mapFile?: string): ClusterStatus {
     return {
       id,
       ...(config === undefined ? {} : { url: config.url, zone: config.zone }),
-      role: config === undefined ? "retired" : "member",
+      role: config !== undefined ? "member" : healer.drained.has(id) ? "drained" : "retired",
       state: seen?.state ?? "ok",
       since: seen?.since ?? healer.startedAt,
       ...(seen?.lastOkAt === undefined ? {} : { lastOkAt: seen.lastOkAt }),

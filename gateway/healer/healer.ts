@@ -99,6 +99,8 @@ export class Healer {
   #lastCheckpoint = 0;
   #repairListBusy = false;
   #detectOnly = false;
+  /** Retired nodes (dropped by a newer map) whose disks hold no more object records: safe to stop. */
+  readonly drained = new Set<string>();
   /** Shards the healer vouched for during the current scan ("node/disk name"): never swept. */
   readonly #vouched = new Set<string>();
   readonly startedAt: number;
@@ -303,6 +305,7 @@ export class Healer {
   async #repair(item: WorkItem): Promise<void> {
     const id = `${item.bucket}/${item.key}`;
     this.#inFlight.add(id);
+    let handled = false;
     try {
       const outcome = await repairObject(this.#repairContext(), { bucket: item.bucket, key: item.key, seeds: item.seeds, verify: item.verify });
       this.progress.record(outcome, item.verify);
@@ -310,13 +313,14 @@ export class Healer {
       if (item.source === "failure" && settled) this.progress.riskResolved(item.spare, item.bytesToWrite);
       if (!settled && this.#running !== undefined && item.source === this.#running.job.kind) this.#running.degraded += 1;
       if (outcome.status !== "healthy" && outcome.status !== "absent") this.#options.logger.debug({ ...outcome, detail: outcome.detail.slice(0, 3) }, "object repaired");
+      handled = true;
     } catch (error) {
       this.progress.failed(item.bucket, item.key, error);
       if (this.#running !== undefined) this.#running.degraded += 1;
       this.#options.logger.warn({ err: error, bucket: item.bucket, key: item.key }, "repair failed");
     } finally {
       this.#inFlight.delete(id);
-      item.settle?.();
+      item.settle?.(handled);
     }
   }
 
@@ -415,9 +419,28 @@ export class Healer {
     if (job.kind === "rebalance" || job.kind === "scan") this.#persisted.rebalanceDone = Math.max(this.#persisted.rebalanceDone, Number(job.basis));
     if (incomplete) this.#retryAt.set(job.kind === "failure" ? "failure" : "rebalance", this.#now() + this.settings.retryAfterMs);
     await this.#state.save(`checkpoint/${job.kind}`, { done: true });
+    if (!incomplete && (job.kind === "scan" || job.kind === "rebalance")) await this.#checkRetired();
     await this.#saveState();
     this.#options.logger.info({ kind: job.kind, scanned: job.scanned, degraded: running.degraded, listingErrors: job.listingErrors.slice(0, 5) }, "scan completed");
     return !incomplete;
+  }
+
+  /**
+   * A retired node is drained once no record on its disks names a shard there (reserved
+   * buckets aside: repair entries and upload records left there are harmless). It is then
+   * dropped from the persisted list: a restarted gateway no longer connects to it.
+   */
+  async #checkRetired(): Promise<void> {
+    for (const retired of [...this.#persisted.retired]) {
+      if (this.cluster.map.nodes.some((node) => node.id === retired.id)) continue;
+      const disks = this.detector.status().find((node) => node.nodeId === retired.id)?.disks ?? [];
+      if (disks.length === 0 || !disks.every((disk) => this.readable({ nodeId: retired.id, diskId: disk.diskId }))) continue;
+      const holding = await Promise.all(disks.map((disk) => holdsObjects(this.cluster, { nodeId: retired.id, diskId: disk.diskId })));
+      if (holding.some(Boolean)) continue;
+      this.drained.add(retired.id);
+      this.#persisted.retired = this.#persisted.retired.filter((node) => node.id !== retired.id);
+      this.#options.logger.info({ node: retired.id }, "retired node drained: no object shards left on it; it can be stopped");
+    }
   }
 
   async #saveCheckpoint(force: boolean): Promise<void> {
@@ -488,13 +511,29 @@ export class Healer {
         const id = `${entry.bucket}/${entry.key}`;
         if (this.#inFlight.has(id)) continue;
         const seeds = [...entry.seen.values()].map((seen) => seen.disk);
-        await this.queue.push({ bucket: entry.bucket, key: entry.key, spare: m - 1, size: 0, bytesToWrite: 0, seeds, verify: needsVerify(entry.reason), source: "repair-list", settle: () => void removeRepairEntry(this.cluster, entry) });
+        await this.queue.push({ bucket: entry.bucket, key: entry.key, spare: m - 1, size: 0, bytesToWrite: 0, seeds, verify: needsVerify(entry.reason), source: "repair-list", settle: (handled) => {
+            if (handled) void removeRepairEntry(this.cluster, entry);
+          },
+        });
         this.progress.totals.objectsQueued += 1;
       }
     } finally {
       this.#repairListBusy = false;
     }
   }
+}
+
+/** True while a record of an S3 bucket (not a reserved one) names a shard on `disk`. */
+async function holdsObjects(cluster: Cluster, disk: DiskRef): Promise<boolean> {
+  const node = cluster.node(disk.nodeId);
+  let cursor: string | undefined;
+  do {
+    const page = await node?.listRecordsByPlacement(disk.diskId, { nodeId: disk.nodeId, diskId: disk.diskId, limit: 1000, ...(cursor === undefined ? {} : { cursor }) }).catch(() => undefined);
+    if (page === undefined) return true;
+    if (page.records.some((record) => !record.bucket.startsWith("."))) return true;
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return false;
 }
 
 function sleep(ms: number): Promise<void> {

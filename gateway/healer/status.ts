@@ -49,6 +49,8 @@ export interface HealerStatus {
   readonly throttle: { readonly concurrency: number; readonly bandwidthBytesPerSecond: number };
   readonly lastCompleted: Readonly<Partial<Record<ScanKind, number>>>;
   readonly retired: readonly string[];
+  /** Retired nodes with no object shards left: safe to stop. */
+  readonly drained: readonly string[];
   readonly recentFailures: readonly RecentFailure[];
   readonly nodes: readonly NodeStatus[];
   readonly events: readonly DetectorEvent[];
@@ -84,6 +86,7 @@ export function healerStatus(healer: Healer): HealerStatus {
     throttle: { concurrency: healer.concurrency, bandwidthBytesPerSecond: healer.throttle.bytesPerSecond },
     lastCompleted: { ...healer.persisted.lastCompleted },
     retired: healer.persisted.retired.map((node) => node.id),
+    drained: [...healer.drained],
     recentFailures: [...healer.progress.failures],
     nodes: healer.detector.status(),
     events: healer.detector.events().slice(-50),

@@ -22,8 +22,11 @@ export interface WorkItem {
   readonly seeds: readonly DiskRef[];
   readonly verify: boolean;
   readonly source: WorkSource;
-  /** Called once the item is done, whatever the outcome (scan watermarks, repair-list removal). */
-  readonly settle?: () => void;
+  /**
+   * Called once the item is done (scan watermarks, repair-list removal); `handled` is false
+   * when its repair threw (an entry of the durable repair list then stays for the next poll).
+   */
+  readonly settle?: (handled: boolean) => void;
 }
 
 export class WorkQueue {
@@ -60,7 +63,7 @@ export class WorkQueue {
     const existing = this.#queued.get(id);
     if (existing !== undefined) {
       if (item.spare < existing.spare) this.#replace(existing, { ...item, settle: chain(existing.settle, item.settle) });
-      else item.settle?.();
+      else item.settle?.(true);
       return;
     }
     while (this.#queued.size >= this.#capacity) {
@@ -129,11 +132,13 @@ export class WorkQueue {
   }
 }
 
-function chain(first: (() => void) | undefined, second: (() => void) | undefined): (() => void) | undefined {
+type Settle = (handled: boolean) => void;
+
+function chain(first: Settle | undefined, second: Settle | undefined): Settle | undefined {
   if (first === undefined) return second;
   if (second === undefined) return first;
-  return () => {
-    first();
-    second();
+  return (handled) => {
+    first(handled);
+    second(handled);
   };
 }

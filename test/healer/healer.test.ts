@@ -280,4 +280,23 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     for (const location of live.slice(0, 2)) (cluster.nodes.get(location.nodeId) as { down: boolean }).down = true;
     expect(await readBack(cluster, "multi")).toBe(digest);
   });
+
+  it("decommissions a node dropped from the map: its shards are copied off, then it is reported drained", async () => {
+    const prng = new Prng(SEED + 10);
+    const cluster = (running = await startMemoryCluster(rawMap(8)));
+    const objects = await putAll(cluster, prng);
+    const seven = rawMap(7, { epoch: 2 });
+    await cluster.reload(seven);
+    await waitFor("n8 to be drained", () => cluster.healer.drained.has("n8") && cluster.healer.quiet);
+    const status = cluster.healer.status();
+    expect(status.totals.shardsRebuilt).toBe(0);
+    expect(status.totals.shardsCopied).toBeGreaterThan(0);
+    expect(status.drained).toEqual(["n8"]);
+    const n8 = cluster.nodes.get("n8");
+    for (const key of objects.keys()) expect(await n8?.getRecords("d0", BUCKET, key)).toEqual([]);
+    expect((await n8?.listShards("d0", { limit: 1000 }))?.shards).toEqual([]);
+    (n8 as { down: boolean }).down = true;
+    await expectFullRedundancy(cluster, objects.keys());
+    for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
+  });
 });
