@@ -27,7 +27,7 @@
  */
 import { isChecksumAlgorithm, type ChecksumAlgorithm } from "./checksum.js";
 import { ERROR_CODES, TesseraError, type ErrorCode } from "./errors.js";
-import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "./limits.js";
+import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, PART_NUMBER_MAX, SHARD_FILE_BYTES_MAX, SHARD_INDEX_MAX } from "./limits.js";
 import {
   HEX_ID_PATTERN,
   NAME_ID_PATTERN,
@@ -65,16 +65,8 @@ export const RECORD_BODY_BYTES_MAX = 8 * MiB;
 export const JSON_RESPONSE_BYTES_MAX = 64 * MiB;
 /** Records per listing page at most, whatever the caller asks (S3's own max-keys). */
 export const LIST_PAGE_RECORDS_MAX = 1000;
-/**
- * Largest shard file a valid header can describe, so the largest Content-Length a shard PUT
- * may declare: k = 1 with 8-byte chunks, each followed by an 8-byte checksum, doubles the
- * object; plus the header. The same bound as storage-node/shard-verify.ts (both belong in
- * core/limits.ts).
- */
-export const SHARD_FILE_BYTES_MAX = 2 * OBJECT_BYTES_MAX + SHARD_HEADER_BYTES;
-/** S3's highest part number; 0 is a plain object. */
-const PART_NUMBER_MAX = 10_000;
-const SHARD_INDEX_MAX = EC_K_MAX + EC_M_MAX - 1;
+/** The largest Content-Length a shard PUT may declare (core/limits.ts). */
+export { SHARD_FILE_BYTES_MAX };
 
 /** S3 bucket naming (3..63 of a-z 0-9 . -, alphanumeric at both ends): always one safe path segment. */
 export const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;

@@ -40,6 +40,18 @@ export const SHARD_HEADER_BYTES = 80;
 export const SHARD_CHUNKS_BUFFERED_MAX = 2;
 /** Largest object one shard set can describe: S3's 5 TiB single-object ceiling. */
 export const OBJECT_BYTES_MAX = 5 * 1024 * 1024 * MiB;
+/**
+ * Largest shard file a node accepts: the header plus every frame of the largest object at
+ * k = 1 with the smallest stripe, where checksums at most double the bytes. A bound on what
+ * a client may declare, not a size anyone stores.
+ */
+export const SHARD_FILE_BYTES_MAX = 2 * OBJECT_BYTES_MAX + SHARD_HEADER_BYTES;
+/** S3's highest multipart part number; 0 means "not a part" in shard ids. */
+export const PART_NUMBER_MAX = 10_000;
+/** Highest shard index of the widest code the codec supports. */
+export const SHARD_INDEX_MAX = 24 + 6 - 1;
+/** S3's ceiling on an object key, in UTF-8 bytes; a record never holds a longer one. */
+export const OBJECT_KEY_BYTES_MAX = 1024;
 
 // --- Placement ------------------------------------------------------------------------
 
@@ -59,3 +71,5 @@ assert(BLOCK_BYTES_MIN <= BLOCK_BYTES_DEFAULT && BLOCK_BYTES_DEFAULT <= BLOCK_BY
 assert(EC_K_MAX + EC_M_MAX <= 31, "shard indexes fit the codec's 32-bit source/target masks");
 assert(SHARD_HEADER_BYTES % CHUNK_ALIGN_BYTES === 0, "chunks start 8-byte aligned after the header");
 assert(Number.isSafeInteger(OBJECT_BYTES_MAX), "object lengths are exact JavaScript numbers");
+assert(Number.isSafeInteger(SHARD_FILE_BYTES_MAX), "shard file lengths are exact JavaScript numbers");
+assert(SHARD_INDEX_MAX === EC_K_MAX + EC_M_MAX - 1, "shard indexes cover the widest code");

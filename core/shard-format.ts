@@ -35,6 +35,7 @@ import {
   EC_M_MAX,
   OBJECT_BYTES_MAX,
   OBJECT_ID_BYTES,
+  PART_NUMBER_MAX,
   SHARD_HEADER_BYTES,
   VERSION_ID_BYTES,
 } from "./limits.js";
@@ -43,8 +44,6 @@ export const SHARD_MAGIC = Buffer.from("TSSH", "latin1");
 export const SHARD_FORMAT_VERSION = 1;
 /** Bytes of the header covered by its own CRC32C. */
 const HEADER_CHECKED_BYTES = SHARD_HEADER_BYTES - 4;
-/** S3's highest part number; 0 means "not a multipart part". */
-const PART_NUMBER_MAX = 10_000;
 
 export interface ShardHeader {
   readonly checksumAlgorithm: ChecksumAlgorithm;

@@ -6,7 +6,7 @@
 import { isChecksumAlgorithm } from "../core/checksum.js";
 import { assert } from "../core/assert.js";
 import { requireArgument } from "../core/errors.js";
-import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX } from "../core/limits.js";
+import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, OBJECT_KEY_BYTES_MAX } from "../core/limits.js";
 import {
   HEX_ID_PATTERN,
   NAME_ID_PATTERN,
@@ -20,8 +20,8 @@ import {
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** S3's ceiling on an object key in UTF-8 bytes; with escaping it keeps LMDB keys < 4026. */
-export const OBJECT_KEY_BYTES_MAX = 1024;
+/** S3's key ceiling (core/limits.ts); with escaping it keeps LMDB keys under 4026 bytes. */
+export { OBJECT_KEY_BYTES_MAX };
 /** Bucket names: S3's 63 characters of a path-safe alphabet (the gateway checks S3's finer rules). */
 export const BUCKET_NAME_PATTERN = /^[A-Za-z0-9._-]{1,63}$/;
 /** Records per listing page: S3's max-keys ceiling; a page is read and sent in one piece. */

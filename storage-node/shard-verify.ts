@@ -6,22 +6,12 @@
  */
 import { assert } from "../core/assert.js";
 import { TesseraError, requireArgument } from "../core/errors.js";
-import { EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, SHARD_HEADER_BYTES } from "../core/limits.js";
+import { PART_NUMBER_MAX, SHARD_FILE_BYTES_MAX, SHARD_HEADER_BYTES, SHARD_INDEX_MAX } from "../core/limits.js";
 import { decodeShardHeader, frameOffset, shardLayout, type ShardHeader, type ShardIdentity } from "../core/shard-format.js";
 import { ShardChecker, ShardParser } from "../core/shard-stream.js";
 import { HEX_ID_PATTERN, type ShardId, type StripeRange } from "../core/storage-api.js";
 
-/** S3's highest part number; 0 means a plain object (as in core/shard-format.ts). */
-export const PART_NUMBER_MAX = 10_000;
-/** Highest shard index the codec supports (k + m shards, indexes from 0). */
-export const SHARD_INDEX_MAX = EC_K_MAX + EC_M_MAX - 1;
-/**
- * Largest shard file a valid header can describe: k = 1 with 8-byte chunks, each followed by
- * an 8-byte checksum, doubles the object; plus the header. Declared lengths above are refused.
- */
-export const SHARD_FILE_BYTES_MAX = 2 * OBJECT_BYTES_MAX + SHARD_HEADER_BYTES;
-
-assert(Number.isSafeInteger(SHARD_FILE_BYTES_MAX), "shard file lengths are exact JavaScript numbers");
+export { PART_NUMBER_MAX, SHARD_FILE_BYTES_MAX, SHARD_INDEX_MAX };
 
 export function validateShardId(shard: ShardId): void {
   requireArgument(typeof shard === "object" && shard !== null, "shard", "must be an object");

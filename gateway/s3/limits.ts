@@ -4,14 +4,15 @@
  * Naming: qualifier last (KEY_BYTES_MAX).
  */
 import { assert } from "../../core/assert.js";
+import { OBJECT_KEY_BYTES_MAX, PART_NUMBER_MAX } from "../../core/limits.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
 // --- Names ----------------------------------------------------------------------------
 
-/** S3's ceiling on an object key, in UTF-8 bytes. Longer: KeyTooLongError. */
-export const KEY_BYTES_MAX = 1024;
+/** S3's ceiling on an object key, in UTF-8 bytes (core/limits.ts). Longer: KeyTooLongError. */
+export const KEY_BYTES_MAX = OBJECT_KEY_BYTES_MAX;
 /** S3's bucket name length bounds (characters, all ASCII). */
 export const BUCKET_NAME_LENGTH_MIN = 3;
 export const BUCKET_NAME_LENGTH_MAX = 63;
@@ -38,9 +39,9 @@ export const LIST_PAGE_MIN = 1;
 
 // --- Multipart ------------------------------------------------------------------------
 
-/** S3's part numbers run 1..10000. */
+/** S3's part numbers run 1..10000 (the ceiling is core/limits.ts's). */
 export const PART_NUMBER_MIN = 1;
-export const PART_NUMBER_MAX = 10_000;
+export { PART_NUMBER_MAX };
 /** S3's smallest part but the last: 5 MiB (smaller is EntityTooSmall at completion). */
 export const PART_BYTES_MIN = 5 * MiB;
 /** S3's largest part: 5 GiB, as for a PutObject body. */
