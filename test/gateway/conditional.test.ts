@@ -30,7 +30,7 @@ import { commitFenced } from "../../gateway/objects/conditional-commit.js";
 import { withKeyLock } from "../../gateway/objects/lease-lock.js";
 import { LEASE_TTL_MS_MAX, LEASES_PER_DISK_MAX, LeaseTable } from "../../storage-node/lease-table.js";
 import { Prng, seedFromEnv } from "../prng.js";
-import { ACCESS_KEY, REGION, SECRET_KEY, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
+import { bodyOf, ACCESS_KEY, REGION, SECRET_KEY, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
 
 const seed = seedFromEnv(0x5eed_0c45);
 const BUCKET = "conditional";
@@ -54,10 +54,6 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-async function bodyOf(output: { Body?: unknown }): Promise<Buffer> {
-  const body = output.Body as { transformToByteArray(): Promise<Uint8Array> } | undefined;
-  return Buffer.from((await body?.transformToByteArray()) ?? new Uint8Array());
-}
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
   try {

@@ -13,14 +13,13 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
-  S3ServiceException,
   UploadPartCommand,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PART_BYTES_MIN } from "../../gateway/s3/limits.js";
 import { Prng, seedFromEnv } from "../prng.js";
-import { startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
+import { bodyOf, s3Error, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
 
 const seed = seedFromEnv(0x5eed_c0b1);
 /** Small stripes: a few MiB of source span many stripes, so copies stream stripe by stripe. */
@@ -38,20 +37,7 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-async function bodyOf(output: { Body?: unknown }): Promise<Buffer> {
-  const body = output.Body as { transformToByteArray(): Promise<Uint8Array> } | undefined;
-  return Buffer.from((await body?.transformToByteArray()) ?? new Uint8Array());
-}
 
-async function s3Error(promise: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof S3ServiceException) return { name: error.name, status: error.$metadata.httpStatusCode };
-    throw error;
-  }
-  throw new Error("expected an S3 error");
-}
 
 const md5 = (data: Buffer): string => `"${createHash("md5").update(data).digest("hex")}"`;
 

@@ -5,7 +5,7 @@
  * boundary use test/cluster-harness.ts instead.
  */
 import type { AddressInfo } from "node:net";
-import { S3Client } from "@aws-sdk/client-s3";
+import { S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import pino from "pino";
 import { TesseraError } from "../../core/errors.js";
 import type { StorageNode } from "../../core/storage-api.js";
@@ -96,4 +96,21 @@ export async function startInProcessCluster(options: { nodes?: number; k?: numbe
       await gateway.close();
     },
   };
+}
+
+/** An SDK response body as one Buffer. */
+export async function bodyOf(output: { Body?: unknown }): Promise<Buffer> {
+  const body = output.Body as { transformToByteArray(): Promise<Uint8Array> } | undefined;
+  return Buffer.from((await body?.transformToByteArray()) ?? new Uint8Array());
+}
+
+/** The S3 error a promise rejects with, as name and HTTP status; fails if it resolves. */
+export async function s3Error(promise: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof S3ServiceException) return { name: error.name, status: error.$metadata.httpStatusCode };
+    throw error;
+  }
+  throw new Error("expected an S3 error");
 }

@@ -19,7 +19,6 @@ import {
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
-  S3ServiceException,
   UploadPartCommand,
   type CompletedPart,
 } from "@aws-sdk/client-s3";
@@ -30,7 +29,7 @@ import { UPLOAD_ABANDONED_AGE_MS_DEFAULT } from "../../gateway/objects/multipart
 import { commitRecords, encodeShards } from "../../gateway/objects/put-object.js";
 import { PART_BYTES_MIN } from "../../gateway/s3/limits.js";
 import { Prng, seedFromEnv } from "../prng.js";
-import { startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
+import { bodyOf, s3Error, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
 
 const seed = seedFromEnv(0x5eed_0500);
 /** Small stripes so a few MiB of parts span many stripes and every range crosses some. */
@@ -48,20 +47,7 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-async function bodyOf(output: { Body?: unknown }): Promise<Buffer> {
-  const body = output.Body as { transformToByteArray(): Promise<Uint8Array> } | undefined;
-  return Buffer.from((await body?.transformToByteArray()) ?? new Uint8Array());
-}
 
-async function s3Error(promise: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof S3ServiceException) return { name: error.name, status: error.$metadata.httpStatusCode };
-    throw error;
-  }
-  throw new Error("expected an S3 error");
-}
 
 const md5 = (data: Buffer): Buffer => createHash("md5").update(data).digest();
 

@@ -22,7 +22,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  S3ServiceException,
   GetBucketPolicyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
@@ -32,7 +31,7 @@ import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Prng, seedFromEnv } from "../prng.js";
-import { ACCESS_KEY, REGION, SECRET_KEY, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
+import { bodyOf, s3Error, ACCESS_KEY, REGION, SECRET_KEY, startInProcessCluster, type InProcessCluster } from "./in-process-cluster.js";
 
 const seed = seedFromEnv(0x5eed_5300);
 let cluster: InProcessCluster;
@@ -46,20 +45,7 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-async function bodyOf(output: { Body?: unknown }): Promise<Buffer> {
-  const body = output.Body as { transformToByteArray(): Promise<Uint8Array> } | undefined;
-  return Buffer.from((await body?.transformToByteArray()) ?? new Uint8Array());
-}
 
-async function s3Error(promise: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof S3ServiceException) return { name: error.name, status: error.$metadata.httpStatusCode };
-    throw error;
-  }
-  throw new Error("expected an S3 error");
-}
 
 /** Sends a request signed by the real AWS signer, for the cases an SDK client never produces. */
 async function signedRaw(spec: { method: string; path: string; query?: Record<string, string>; headers?: Record<string, string>; body?: string }, options: { accessKey?: string; time?: Date } = {}): Promise<{ status: number; text: string }> {
