@@ -73,6 +73,11 @@ function atRiskLine(atRisk: Readonly<Record<string, number>>, m: number): string
   return levels.map(([spare, objects]) => (Number(spare) < 0 ? `${count(objects)} unreadable` : `${count(objects)} with ${spare} spare`)).join(", ");
 }
 
+/** Stripe sizes are powers of two in practice: 64 KiB, 1 MiB. */
+function stripeSize(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;
+}
+
 function row(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((cell, index) => cell.padEnd(widths[index] ?? 0)).join("  ").trimEnd();
 }
@@ -80,7 +85,7 @@ function row(cells: readonly string[], widths: readonly number[]): string {
 export function renderClusterStatus(status: ClusterStatus, now = Date.now()): string {
   const { totals } = status;
   const header = [
-    `cluster map epoch ${status.epoch}  ${status.ec.k}+${status.ec.m}, ${formatBytes(status.ec.blockSize)} stripes${status.mapFile === undefined ? "" : `  (${status.mapFile})`}`,
+    `cluster map epoch ${status.epoch}  ${status.ec.k}+${status.ec.m}, ${stripeSize(status.ec.blockSize)} stripes${status.mapFile === undefined ? "" : `  (${status.mapFile})`}`,
     `nodes ${totals.nodes} (${totals.nodesUp} up)  disks ${totals.disks} (${totals.disksOut} out)  used ${formatBytes(totals.usedBytes)}  free ${formatBytes(totals.freeBytes)}`,
     "",
   ];
