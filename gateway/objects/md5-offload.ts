@@ -4,8 +4,9 @@
  * a PUT on the event loop (about 600 MB/s on a core, a third of the loop's time at 64 MiB).
  *
  * A body's pieces are gathered into batches of MD5_BATCH_BYTES, each copied once into a
- * buffer of its own and transferred (not cloned) to the body's worker, which hashes them in
- * order. A body that ends before its first batch fills (every small object) is hashed right
+ * pooled buffer that is transferred (not cloned) to the body's worker, which hashes them in
+ * order and transfers the buffer back for reuse: fresh buffers would pile up as garbage in the
+ * worker, whose GC hardly runs (tens of MiB of gateway RSS during a large PUT). A body that ends before its first batch fills (every small object) is hashed right
  * here: a round trip to a worker costs more than hashing a few KiB. At most
  * MD5_IN_FLIGHT_BYTES_MAX of a body wait for its worker: `update` returns a promise to
  * await when over it, so a slow worker slows the PUT instead of growing memory.
@@ -26,10 +27,23 @@ export const MD5_IN_FLIGHT_BYTES_MAX = 4 * MiB;
  */
 export const MD5_WORKERS = Math.max(1, availableParallelism() - 1);
 
+/** Batch buffers kept for reuse: enough for every body in flight at the in-flight bound. */
+export const MD5_POOLED_BUFFERS_MAX = 32;
+
 assert(MD5_IN_FLIGHT_BYTES_MAX >= 2 * MD5_BATCH_BYTES, "a batch can be filled while the previous one is hashed");
 
-type ToWorker = { readonly id: number; readonly bytes: ArrayBuffer } | { readonly id: number; readonly end: "digest" | "drop" };
-type FromWorker = { readonly id: number; readonly hashed: number } | { readonly id: number; readonly digest: Uint8Array };
+type ToWorker = { readonly id: number; readonly bytes: ArrayBuffer; readonly length: number } | { readonly id: number; readonly end: "digest" | "drop" };
+type FromWorker = { readonly id: number; readonly hashed: number; readonly bytes: ArrayBuffer } | { readonly id: number; readonly digest: Uint8Array };
+
+const pooledBuffers: ArrayBuffer[] = [];
+
+function batchBuffer(): ArrayBuffer {
+  return pooledBuffers.pop() ?? new ArrayBuffer(MD5_BATCH_BYTES);
+}
+
+function recycle(buffer: ArrayBuffer): void {
+  if (buffer.byteLength === MD5_BATCH_BYTES && pooledBuffers.length < MD5_POOLED_BUFFERS_MAX) pooledBuffers.push(buffer);
+}
 
 /** The worker's code: plain JavaScript, so it runs whatever loader the gateway uses. */
 const WORKER_SOURCE = `
@@ -40,8 +54,8 @@ parentPort.on("message", (message) => {
   let hash = hashes.get(message.id);
   if (hash === undefined) { hash = createHash("md5"); hashes.set(message.id, hash); }
   if (message.bytes !== undefined) {
-    hash.update(new Uint8Array(message.bytes));
-    parentPort.postMessage({ id: message.id, hashed: message.bytes.byteLength });
+    hash.update(new Uint8Array(message.bytes, 0, message.length));
+    parentPort.postMessage({ id: message.id, hashed: message.length, bytes: message.bytes }, [message.bytes]);
     return;
   }
   hashes.delete(message.id);
@@ -66,6 +80,7 @@ class Md5Thread {
     // An idle gateway must be able to exit; a thread with bodies in flight is waited for by their PUTs.
     this.#worker.unref();
     this.#worker.on("message", (message: FromWorker) => {
+      if ("bytes" in message) recycle(message.bytes);
       const waiter = this.#waiters.get(message.id);
       // A dropped body's batches are still acknowledged as the worker hashes them: ignored.
       if (waiter === undefined) return;
@@ -126,15 +141,14 @@ export class OffloadedMd5 {
   #digest: { resolve: (digest: Buffer) => void; reject: (error: Error) => void } | undefined;
   #ended = false;
 
-  /** Adds `piece` (read now, never kept past the call's end: it is copied into a batch). Await the result when it is a promise. */
+  /** Adds `piece` (kept by reference until its batch is copied). Await the result when it is a promise. */
   update(piece: Buffer): Promise<void> | undefined {
     assert(!this.#ended, "no update after digest");
     if (this.#failure !== undefined) throw this.#failure;
     if (piece.length === 0) return undefined;
     this.#batch.push(piece);
     this.#batchBytes += piece.length;
-    if (this.#batchBytes < MD5_BATCH_BYTES) return undefined;
-    this.#send();
+    while (this.#batchBytes >= MD5_BATCH_BYTES) this.#send(MD5_BATCH_BYTES);
     if (this.#inFlightBytes <= MD5_IN_FLIGHT_BYTES_MAX) return undefined;
     return new Promise<void>((resolve) => (this.#drained = resolve));
   }
@@ -145,7 +159,7 @@ export class OffloadedMd5 {
     this.#ended = true;
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#thread === undefined) return this.#batch.reduce((hash: Hash, piece) => hash.update(piece), createHash("md5")).digest();
-    if (this.#batchBytes > 0) this.#send();
+    if (this.#batchBytes > 0) this.#send(this.#batchBytes);
     const thread = this.#thread;
     const digest = new Promise<Buffer>((resolve, reject) => (this.#digest = { resolve, reject }));
     thread.post({ id: this.#id, end: "digest" });
@@ -162,7 +176,9 @@ export class OffloadedMd5 {
     }
   }
 
-  #send(): void {
+  /** Copies the first `length` bytes gathered into a pooled buffer and moves it to the worker. */
+  #send(length: number): void {
+    assert(length > 0 && length <= MD5_BATCH_BYTES && length <= this.#batchBytes, "a batch fits its buffer");
     if (this.#thread === undefined) {
       this.#thread = leastLoadedThread();
       this.#thread.open(this.#id, {
@@ -171,16 +187,20 @@ export class OffloadedMd5 {
         onFailure: (error) => this.#onFailure(error),
       });
     }
-    // One copy, into memory of our own, which is then moved to the worker, not cloned.
-    const bytes = new ArrayBuffer(this.#batchBytes);
+    const bytes = batchBuffer();
     const view = Buffer.from(bytes);
     let at = 0;
-    for (const piece of this.#batch) at += piece.copy(view, at);
-    assert(at === this.#batchBytes, "the batch is copied whole");
-    this.#batch = [];
-    this.#batchBytes = 0;
-    this.#inFlightBytes += at;
-    this.#thread.post({ id: this.#id, bytes });
+    while (at < length) {
+      const piece = this.#batch[0] as Buffer;
+      const take = Math.min(piece.length, length - at);
+      piece.copy(view, at, 0, take);
+      at += take;
+      if (take === piece.length) this.#batch.shift();
+      else this.#batch[0] = piece.subarray(take);
+    }
+    this.#batchBytes -= length;
+    this.#inFlightBytes += length;
+    this.#thread.post({ id: this.#id, bytes, length });
   }
 
   #onHashed(bytes: number): void {
