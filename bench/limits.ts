@@ -38,6 +38,8 @@ export interface Budget {
   readonly roundBytesMax: number;
   /** 64 MiB objects whose shards on one node the healer rebuilds (16 MiB of shard each). */
   readonly rebuildObjects: number;
+  /** Longest the rebuild is timed: the rate over this window if the healer is not done by then. */
+  readonly rebuildWindowMs: number;
 }
 
 /** Three runs of 3 s per cell: enough to see noise; the whole matrix twice plus extras ≈ 15 min. */
@@ -52,6 +54,7 @@ export const FULL_BUDGET: Budget = {
   baselineSizes: OBJECT_SIZES,
   roundBytesMax: Number.POSITIVE_INFINITY,
   rebuildObjects: 16,
+  rebuildWindowMs: 90_000,
 };
 
 /** Under two minutes: short runs, the 64 MiB cells and the 1 GiB object kept, fewer ceiling bytes. */
@@ -66,6 +69,7 @@ export const QUICK_BUDGET: Budget = {
   baselineSizes: [4 * KiB, 64 * MiB],
   roundBytesMax: 256 * MiB,
   rebuildObjects: 4,
+  rebuildWindowMs: 15_000,
 };
 
 /** Unmeasured operations per object size before its cells: the JIT settles, connections open. */

@@ -162,7 +162,7 @@ export function renderMarkdown(results: BenchResults, inputs: ModelInputs, sizes
     "",
     results.rebuild.megabytesPerSecond === undefined
       ? `${results.rebuild.status}: ${results.rebuild.note}`
-      : `${results.rebuild.megabytesPerSecond.toFixed(1)} MB/s of shards restored (${results.rebuild.note}); CPU s/GB gateway ${results.rebuild.cpuSecondsPerGB?.gateway?.toFixed(1)}, nodes ${results.rebuild.cpuSecondsPerGB?.nodes?.toFixed(1)}. One run: the healer's default throttle (concurrency 8, no bandwidth limit).`,
+      : `${results.rebuild.megabytesPerSecond.toFixed(1)} MB/s of shards restored (${results.rebuild.note}); CPU s/GB gateway ${results.rebuild.cpuSecondsPerGB?.gateway?.toFixed(1)}, nodes ${results.rebuild.cpuSecondsPerGB?.nodes?.toFixed(1)}. One run, with the healer's default throttle.`,
     ...(results.skipped.length === 0 ? [] : ["", "## Skipped", "", ...results.skipped.map((line) => `- ${line}`)]),
     "",
   ].join("\n");

@@ -125,7 +125,7 @@ export async function measureTarget(started: StartedTarget, options: SuiteOption
   let rebuild: RebuildResult | undefined;
   if (options.tessera !== undefined) {
     options.log("rebuild: emptying a node's disk and timing the healer");
-    rebuild = await measureRebuild(options.tessera, context, options.budget.rebuildObjects);
+    rebuild = await measureRebuild(options.tessera, context, options.budget.rebuildObjects, options.budget.rebuildWindowMs);
     options.log(`rebuild: ${rebuild.status}: ${rebuild.megabytesPerSecond?.toFixed(1) ?? "–"} MB/s; ${rebuild.note}`);
   }
   return {
