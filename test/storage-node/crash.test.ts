@@ -33,8 +33,12 @@ const BODY_PIECE_BYTES = 32 * 1024;
 /** The kill comes after this many acknowledgements at most (of 50), plus a short random delay. */
 const KILL_AFTER_ACKS_MAX = 45;
 const KILL_EXTRA_DELAY_MS_MAX = 15;
-/** The whole test: 21 start-ups, 1,000 writes, ~1,500 verified reads; generous for a loaded 2-core box. */
-const CRASH_TEST_TIMEOUT_MS = 180_000;
+/**
+ * The whole test: 21 start-ups, 1,000 writes, ~1,500 verified reads. About 30 s alone; a full
+ * `npm test` runs it beside real-cluster suites on 2 cores, where it was seen to pass 180 s.
+ * A hang still ends here, well inside CI's budget.
+ */
+const CRASH_TEST_TIMEOUT_MS = 600_000;
 /**
  * Temporary files of the disk engine (storage-node/disk.ts): shard uploads live in <disk>/tmp/,
  * other durable writes end in .tmp until renamed. None may survive a restart.
