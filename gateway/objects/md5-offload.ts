@@ -19,16 +19,19 @@ import { assert } from "../../core/assert.js";
 const MiB = 1024 * 1024;
 /** Bytes per message to a worker: one stripe; the copy costs about 5% of hashing it. */
 export const MD5_BATCH_BYTES = 1 * MiB;
-/** Bytes of one body queued at its worker before `update` makes the PUT wait. */
-export const MD5_IN_FLIGHT_BYTES_MAX = 4 * MiB;
+/**
+ * Bytes of one body queued at its worker before `update` makes the PUT wait: one batch being
+ * hashed and one waiting. Every concurrent PUT holds this much more gateway memory.
+ */
+export const MD5_IN_FLIGHT_BYTES_MAX = 2 * MiB;
 /**
  * Hashing threads: all cores but the event loop's, at least one. More only add contention:
  * one thread hashes a body's batches in order, so bodies are spread over them.
  */
 export const MD5_WORKERS = Math.max(1, availableParallelism() - 1);
 
-/** Batch buffers kept for reuse: enough for every body in flight at the in-flight bound. */
-export const MD5_POOLED_BUFFERS_MAX = 32;
+/** Batch buffers kept for reuse (1 MiB each): eight PUTs at the in-flight bound; more are allocated and dropped. */
+export const MD5_POOLED_BUFFERS_MAX = 16;
 
 assert(MD5_IN_FLIGHT_BYTES_MAX >= 2 * MD5_BATCH_BYTES, "a batch can be filled while the previous one is hashed");
 
