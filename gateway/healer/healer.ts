@@ -30,6 +30,8 @@ import { healerStatus, type HealerStatus } from "./status.js";
  * within its shutdown deadline; an abandoned shard write is discarded by its node).
  */
 export const STOP_WAIT_MS = 1_000;
+/** Longest pause between retries of a scan that keeps leaving work (nothing can be fixed yet). */
+export const RETRY_AFTER_MAX_MS = 10 * 60_000;
 const PRIORITY: Readonly<Record<ScanKind, number>> = { failure: 3, rebalance: 2, scan: 1, scrub: 0 };
 const STATE_DOCUMENT = "healer";
 
@@ -70,6 +72,8 @@ export interface JobRecord {
 
 interface Running {
   readonly job: ScanJob;
+  /** The out disks when the job started: a clean full scan covers a failure scan for them. */
+  readonly outKey: string;
   readonly abort: AbortController;
   readonly done: Promise<void>;
   degraded: number;
@@ -94,11 +98,16 @@ export class Healer {
   readonly history: JobRecord[] = [];
   #requested = new Set<ScanKind>();
   #retryAt = new Map<ScanKind, number>();
+  /** The pause before the next retry of each kind: doubles while runs stay incomplete. */
+  #retryDelay = new Map<ScanKind, number>();
   #stopped = false;
   #timers: NodeJS.Timeout[] = [];
   #lastCheckpoint = 0;
   #repairListBusy = false;
   #detectOnly = false;
+  /** The out disks after the last detector change: a disk leaving this set has come back. */
+  #lastOut = new Set<string>();
+  #checkpointing = false;
   /** Retired nodes (dropped by a newer map) whose disks hold no more object records: safe to stop. */
   readonly drained = new Set<string>();
   /** Shards the healer vouched for during the current scan ("node/disk name"): never swept. */
@@ -160,6 +169,7 @@ export class Healer {
     const retired = new Map(this.#persisted.retired.filter((node) => this.cluster.node(node.id) === undefined).map((node) => [node.id, this.#options.connect(node)]));
     if (retired.size > 0) this.cluster.setMap(this.cluster.map, retired);
     this.detector.restoreDown(new Map(Object.entries(this.#persisted.down)));
+    this.#lastOut = this.detector.outDisks();
     this.detector.start();
     this.setConcurrency(this.#concurrency);
     this.#every(SCHEDULER_TICK_MS, () => this.#schedule());
@@ -219,6 +229,9 @@ export class Healer {
     this.#persisted.retired = [...new Map(retired.map((node) => [node.id, node])).values()];
     this.#persisted.epoch = map.epoch;
     this.#persisted.rebalanceWanted += 1;
+    // New disks may make fixable what was waiting: retry at once, without the back-off.
+    this.#retryDelay.clear();
+    for (const kind of this.#retryAt.keys()) this.#retryAt.set(kind, this.#now());
     await this.#saveState();
     void this.detector.probeAll();
     this.#options.logger.info({ epoch: map.epoch, added: added.map((node) => node.id), removed: removed.map((node) => node.id) }, "cluster map reloaded");
@@ -278,6 +291,7 @@ export class Healer {
       throttle: this.throttle,
       counters: { read: (bytes) => (this.progress.totals.bytesRead += bytes), written: (bytes) => this.progress.written(bytes) },
       readable: this.readable,
+      isOut: (disk) => this.detector.outDisks().has(`${disk.nodeId}/${disk.diskId}`),
       placer: () => this.#placer(),
       graceMs: this.settings.partialVersionGraceMs,
       now: this.#now,
@@ -321,6 +335,7 @@ export class Healer {
     } finally {
       this.#inFlight.delete(id);
       item.settle?.(handled);
+      void this.#saveCheckpoint(false);
     }
   }
 
@@ -328,9 +343,12 @@ export class Healer {
 
   #onDetector(events: readonly DetectorEvent[]): void {
     for (const event of events) this.#options.logger.warn(event, `${event.diskId === undefined ? "node" : "disk"} ${event.nodeId}${event.diskId === undefined ? "" : `/${event.diskId}`} is ${event.to}`);
-    // A node or disk back from down or failed: shards rebuilt elsewhere move back (reads of
-    // the map expect them there), and its stale copies are cleaned.
-    const back = events.some((event) => (event.from === "down" || event.from === "failed" || event.from === "unknown") && (event.to === "ok" || event.to === "full"));
+    // A disk back from out (its node was down, or it had failed): shards rebuilt elsewhere
+    // move back (reads of the map expect them there), and its stale copies are cleaned. A
+    // node that was only suspect never left the placement: nothing moves.
+    const out = this.detector.outDisks();
+    const back = [...this.#lastOut].some((disk) => !out.has(disk));
+    this.#lastOut = out;
     if (back) this.#persisted.rebalanceWanted += 1;
     const down = Object.fromEntries(this.detector.downNodes());
     if (!this.#detectOnly && (back || JSON.stringify(down) !== JSON.stringify(this.#persisted.down))) {
@@ -377,7 +395,7 @@ export class Healer {
     this.#vouched.clear();
     const job = new ScanJob(this.#scanEnvironment(kind, paced), { id: `${kind}-${this.#now()}`, kind, basis, startedAt: this.#now() }, resume);
     const abort = new AbortController();
-    const running: Running = { job, abort, degraded: 0, done: Promise.resolve() };
+    const running: Running = { job, abort, outKey: this.outKey(), degraded: 0, done: Promise.resolve() };
     this.#running = running;
     this.#lastJob = job;
     const record: JobRecord = { id: job.id, kind, resumed: job.resumed, startedAt: this.#now() };
@@ -416,8 +434,23 @@ export class Healer {
     const incomplete = job.listingErrors.length > 0 || running.degraded > 0;
     this.#persisted.lastCompleted[job.kind] = job.startedAt;
     if (job.kind === "failure") this.#persisted.failureDoneFor = job.basis;
+    // A clean full scan checked every object a failure scan for the same out disks would.
+    if (!incomplete && (job.kind === "scan" || job.kind === "rebalance") && running.outKey === this.outKey()) {
+      this.#persisted.failureDoneFor = running.outKey;
+      this.#retryAt.delete("failure");
+      this.#retryDelay.delete("failure");
+    }
     if (job.kind === "rebalance" || job.kind === "scan") this.#persisted.rebalanceDone = Math.max(this.#persisted.rebalanceDone, Number(job.basis));
-    if (incomplete) this.#retryAt.set(job.kind === "failure" ? "failure" : "rebalance", this.#now() + this.settings.retryAfterMs);
+    const retryKind: ScanKind = job.kind === "failure" ? "failure" : "rebalance";
+    if (incomplete) {
+      // Nothing may be fixable until a node returns or the map changes (both start a new scan
+      // at once), so retries back off instead of re-listing the cluster every few seconds.
+      const delay = Math.min(RETRY_AFTER_MAX_MS, (this.#retryDelay.get(retryKind) ?? this.settings.retryAfterMs / 2) * 2);
+      this.#retryDelay.set(retryKind, delay);
+      this.#retryAt.set(retryKind, this.#now() + delay);
+    } else {
+      this.#retryDelay.delete(retryKind);
+    }
     await this.#state.save(`checkpoint/${job.kind}`, { done: true });
     if (!incomplete && (job.kind === "scan" || job.kind === "rebalance")) await this.#checkRetired();
     await this.#saveState();
@@ -443,11 +476,17 @@ export class Healer {
     }
   }
 
+  /** Saves the running job's position, at most every checkpointIntervalMs unless forced; one save at a time. */
   async #saveCheckpoint(force: boolean): Promise<void> {
     const running = this.#running;
-    if (running === undefined || (!force && this.#now() - this.#lastCheckpoint < this.settings.checkpointIntervalMs)) return;
+    if (running === undefined || this.#checkpointing || (!force && this.#now() - this.#lastCheckpoint < this.settings.checkpointIntervalMs)) return;
+    this.#checkpointing = true;
     this.#lastCheckpoint = this.#now();
-    await this.#state.save(`checkpoint/${running.job.kind}`, running.job.checkpointState()).catch(() => false);
+    try {
+      await this.#state.save(`checkpoint/${running.job.kind}`, running.job.checkpointState()).catch(() => false);
+    } finally {
+      this.#checkpointing = false;
+    }
   }
 
   async #saveState(): Promise<void> {

@@ -19,6 +19,11 @@ import { locationKey } from "./target-placement.js";
 
 export interface RepairContext extends NodeIoContext {
   readonly readable: (disk: DiskRef) => boolean;
+  /**
+   * Out of the placement (a down node, a failed disk): what it holds is cleaned when it
+   * returns (the rebalance), so an unreachable out disk is not work left for a retry.
+   */
+  readonly isOut?: (disk: DiskRef) => boolean;
   /** The placer of the healer's target map (undefined: too few disks to re-place anything). */
   readonly placer: () => Placer | undefined;
   readonly graceMs: number;
@@ -139,26 +144,40 @@ function outcome(plan: ObjectPlan, totals: Totals): RepairOutcome {
   };
 }
 
+/** Where each shard ends up: the wanted disk once its task is done; a delete marker has no shards to move. */
+function finalPlacement(context: RepairContext, plan: ObjectPlan, target: VersionView, work: ShardWork): ShardLocation[] {
+  return plan.current.map((location) => {
+    const wanted = plan.wanted[location.shardIndex] as ShardLocation;
+    if (target.best.deleteMarker) return context.readable(wanted) ? wanted : location;
+    return work.done.has(location.shardIndex) ? wanted : location;
+  });
+}
+
 async function carryOut(context: RepairContext, plan: ObjectPlan, corruptFound: number): Promise<RepairOutcome> {
   const target = plan.target;
   if (target === undefined) {
-    const removed = await removeGarbage(context, plan.garbage, new Set());
-    return outcome(plan, { status: statusOf(plan) === "absent" ? "absent" : "repaired", spareAfter: 0, corruptFound, garbageRemoved: removed });
+    const cleanup = await removeGarbage(context, plan.garbage, new Set());
+    const status = statusOf(plan) === "absent" ? "absent" : cleanup.skipped === 0 ? "repaired" : "degraded";
+    return outcome(plan, { status, spareAfter: 0, corruptFound, garbageRemoved: cleanup.removed });
   }
   if (statusOf(plan) === "healthy") return outcome(plan, { status: "healthy", spareAfter: plan.spare, corruptFound });
   const work = await shardWork(context, plan, target);
-  const final = plan.current.map((location) => (work.done.has(location.shardIndex) ? (plan.wanted[location.shardIndex] as ShardLocation) : location));
+  const final = finalPlacement(context, plan, target, work);
   const commit = await commitRecord(context, plan, target, final, work);
   let removed = 0;
+  let skipped = commit.skipped;
   const detail: string[] = [];
   if (commit.durable) {
-    removed += await removeMoved(context, plan, target, final);
-    removed += await removeGarbage(context, plan.garbage, keptParts(plan, target), target.versionId);
+    const moved = await removeMoved(context, plan, target, final);
+    const garbage = await removeGarbage(context, plan.garbage, keptParts(plan, target), target.versionId);
+    removed += moved.removed + garbage.removed;
+    skipped += moved.skipped + garbage.skipped;
   } else {
     detail.push(`new record stored on ${commit.written} disks, fewer than the write quorum: old copies kept for the next pass`);
   }
+  if (skipped > 0) detail.push(`${skipped} disks could not be reached for records or clean-up: left for the next pass`);
   const spareAfter = new Set([...plan.healthy.filter((index) => !work.foundBad.has(index)), ...work.done]).size - target.best.ec.k;
-  const fullyDone = plan.pending.length === 0 && work.done.size === plan.tasks.length && commit.durable && commit.failed === 0;
+  const fullyDone = plan.pending.length === 0 && work.done.size === plan.tasks.length && commit.durable && commit.failed === 0 && skipped === 0;
   const status: RepairStatus = fullyDone ? "repaired" : "degraded";
   return outcome(plan, { status, spareAfter: target.best.deleteMarker ? plan.spare : spareAfter, corruptFound, work, recordsWritten: commit.written, garbageRemoved: removed, detail });
 }
@@ -182,6 +201,8 @@ async function shardWork(context: RepairContext, plan: ObjectPlan, target: Versi
 interface Commit {
   readonly written: number;
   readonly failed: number;
+  /** Disks that needed the record but could not be reached now. */
+  readonly skipped: number;
   /** The record naming `final` is on at least the write quorum of disks (or nothing moved). */
   readonly durable: boolean;
 }
@@ -195,7 +216,8 @@ async function commitRecord(context: RepairContext, plan: ObjectPlan, target: Ve
   const record: ObjectRecord = { ...base, revision, placement: final };
   const gaps = new Set(plan.recordGaps.map(locationKey));
   const rewrite = new Set([...work.done].map((index) => locationKey(final[index] as ShardLocation)));
-  const disks = final.filter((location) => context.readable(location) && (moved || gaps.has(locationKey(location)) || rewrite.has(locationKey(location))));
+  const needed = final.filter((location) => moved || gaps.has(locationKey(location)) || rewrite.has(locationKey(location)) || target.holders.get(locationKey(location))?.record.revision !== revision);
+  const disks = needed.filter((location) => context.readable(location));
   const results = await Promise.allSettled(
     disks.map(async (location) => {
       const shard = work.inline?.get(location.shardIndex);
@@ -208,16 +230,27 @@ async function commitRecord(context: RepairContext, plan: ObjectPlan, target: Ve
   );
   const written = results.filter((result) => result.status === "fulfilled").length;
   const alreadyHeld = moved ? 0 : final.filter((location) => context.readable(location) && !disks.includes(location)).length;
-  return { written, failed: disks.length - written, durable: !moved || written + alreadyHeld >= writeQuorum(best.ec.k, best.ec.m) };
+  return { written, failed: disks.length - written, skipped: needed.length - disks.length, durable: !moved || written + alreadyHeld >= writeQuorum(best.ec.k, best.ec.m) };
+}
+
+interface Cleanup {
+  readonly removed: number;
+  /** Disks holding something to remove that could not be reached now. */
+  readonly skipped: number;
 }
 
 /** Shards left behind by moves, and stale shard indexes on disks that now hold another one. */
-async function removeMoved(context: RepairContext, plan: ObjectPlan, target: VersionView, final: readonly ShardLocation[]): Promise<number> {
+async function removeMoved(context: RepairContext, plan: ObjectPlan, target: VersionView, final: readonly ShardLocation[]): Promise<Cleanup> {
   const finalByDisk = new Map(final.map((location) => [locationKey(location), location.shardIndex]));
   let removed = 0;
+  let skipped = 0;
   for (const from of plan.current) {
     const to = final[from.shardIndex] as ShardLocation;
-    if (locationKey(to) === locationKey(from) || !context.readable(from)) continue;
+    if (locationKey(to) === locationKey(from)) continue;
+    if (!context.readable(from)) {
+      if (context.isOut?.(from) !== true) skipped += 1;
+      continue;
+    }
     const stays = finalByDisk.get(locationKey(from));
     removed += await deleteShardsAt(context, target.best, from, from.shardIndex, new Set());
     if (stays === undefined) await deleteRecordQuietly(context, from, target.best);
@@ -229,7 +262,7 @@ async function removeMoved(context: RepairContext, plan: ObjectPlan, target: Ver
       if (locationKey(location) === diskKey && location.shardIndex !== keep) removed += await deleteShardsAt(context, target.best, holder.disk, location.shardIndex, new Set());
     }
   }
-  return removed;
+  return { removed, skipped };
 }
 
 /** Parts the target (or anything newer) lists: an older version's record may list the same parts. */
@@ -243,11 +276,15 @@ function keptParts(plan: ObjectPlan, target: VersionView): Set<string> {
  * version (superseded, or a failed write) the shards at every disk of its placement too,
  * which may hold a shard whose record never got written.
  */
-async function removeGarbage(context: RepairContext, garbage: readonly Garbage[], kept: ReadonlySet<string>, targetVersionId?: string): Promise<number> {
+async function removeGarbage(context: RepairContext, garbage: readonly Garbage[], kept: ReadonlySet<string>, targetVersionId?: string): Promise<Cleanup> {
   let removed = 0;
+  let skipped = 0;
   const placements = new Map<string, ObjectRecord>();
   for (const item of garbage) {
-    if (!context.readable(item.disk)) continue;
+    if (!context.readable(item.disk)) {
+      if (context.isOut?.(item.disk) !== true) skipped += 1;
+      continue;
+    }
     const { record } = item;
     // A stale copy of the target itself names disks the target still uses: only its own disk is cleaned.
     if (record.versionId !== targetVersionId) placements.set(record.versionId, record);
@@ -259,7 +296,7 @@ async function removeGarbage(context: RepairContext, garbage: readonly Garbage[]
   for (const record of placements.values()) {
     for (const location of record.placement) if (context.readable(location)) await deleteShardsAt(context, record, location, location.shardIndex, kept).catch(() => 0);
   }
-  return removed;
+  return { removed, skipped };
 }
 
 async function deleteShardsAt(context: RepairContext, record: ObjectRecord, disk: DiskRef, shardIndex: number, kept: ReadonlySet<string>): Promise<number> {

@@ -38,16 +38,17 @@ export const SCALE: Scale =
     : { name: "ci", objects: 300, objectBytesMax: 1 * MiB, smallObjects: 60 };
 
 /**
- * Healer timings for the suite: probes every 500 ms, a node is suspect after 2 s of silence and
- * down after 5 s, so a scenario waits seconds, not the production minute. Shorter timeouts
- * flap on a loaded 2-core machine (a probe of a healthy node can take over 200 ms while seven
- * processes share it), and a flapping "down" costs rebuilds and moves back.
+ * Healer timings for the suite: probes every 500 ms, a node is suspect after 3 s without a
+ * good probe and down after 6 s, so a scenario waits seconds, not the production minute.
+ * Shorter ones flap on a loaded 2-core machine (the whole suite runs beside the scenario: a
+ * probe of a healthy node can take over half a second), and a flapping "down" costs
+ * rebuilds and moves back.
  */
 export const HEAL_ENV: NodeJS.ProcessEnv = {
   TESSERA_HEAL_PROBE_INTERVAL_MS: "500",
   TESSERA_HEAL_PROBE_TIMEOUT_MS: "500",
-  TESSERA_HEAL_SUSPECT_AFTER_MS: "2000",
-  TESSERA_HEAL_DOWN_AFTER_MS: "5000",
+  TESSERA_HEAL_SUSPECT_AFTER_MS: "3000",
+  TESSERA_HEAL_DOWN_AFTER_MS: "6000",
   TESSERA_HEAL_REPAIR_POLL_MS: "500",
   TESSERA_HEAL_PARTIAL_GRACE_MS: "3000",
   TESSERA_HEAL_RETRY_MS: "1500",
@@ -191,16 +192,23 @@ export function detectionTimes(status: HealerStatus, nodeId: string, diskId?: st
 
 /** Waits until the healer has nothing left to do for the current failures and map. */
 export async function waitForHealed(admin: AdminClient, expectOut: readonly string[], timeoutMs = HEAL_WAIT_MS): Promise<HealerStatus> {
-  return waitFor(
-    `the healer to finish (out: ${expectOut.join(", ") || "none"})`,
-    async () => {
-      const status = await admin.healStatus();
-      const outMatches = JSON.stringify(status.outDisks) === JSON.stringify([...expectOut].sort());
-      return outMatches && status.quiet && Object.keys(status.atRisk).every((spare) => Number(spare) >= status.ec.m) ? status : undefined;
-    },
-    timeoutMs,
-    500,
-  );
+  let last: HealerStatus | undefined;
+  try {
+    return await waitFor(
+      `the healer to finish (out: ${expectOut.join(", ") || "none"})`,
+      async () => {
+        const status = await admin.healStatus();
+        last = status;
+        const outMatches = JSON.stringify(status.outDisks) === JSON.stringify([...expectOut].sort());
+        return outMatches && status.quiet && Object.keys(status.atRisk).every((spare) => Number(spare) >= status.ec.m) ? status : undefined;
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (error) {
+    const summary = last === undefined ? "no status" : JSON.stringify({ state: last.state, quiet: last.quiet, outDisks: last.outDisks, job: last.job, atRisk: last.atRisk, queue: last.queue, history: last.history.slice(-5), recentFailures: last.recentFailures.slice(-5), nodes: last.nodes.map((node) => `${node.nodeId}:${node.state}`) });
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; last status: ${summary}`);
+  }
 }
 
 /** Inspects every object; returns those short of full redundancy (with why). */

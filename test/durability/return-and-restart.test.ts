@@ -109,7 +109,7 @@ describe(`durability: returning nodes and healer restarts (seed ${SEED}, scale $
     victim.kill("SIGKILL");
     const underWay = await waitFor("the rebuild to be under way", async () => {
       const status = await live.admin.healStatus();
-      return status.job?.kind === "failure" && status.totals.objectsRepaired >= 3 ? status : undefined;
+      return status.job?.kind === "failure" && status.totals.objectsRepaired >= 5 ? status : undefined;
     });
     live.test.gateway.kill("SIGKILL");
     await live.test.gateway.exited;

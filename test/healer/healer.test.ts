@@ -75,7 +75,7 @@ async function expectFullRedundancy(cluster: MemoryCluster, keys: Iterable<strin
 function idleAfterFailure(cluster: MemoryCluster): () => boolean {
   return () => {
     const status = cluster.healer.status();
-    return status.outDisks.length > 0 && cluster.healer.persisted.failureDoneFor === cluster.healer.outKey() && status.state === "idle";
+    return status.outDisks.length > 0 && cluster.healer.quiet;
   };
 }
 
@@ -131,7 +131,7 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     }
     await cluster.store.settle();
     n1.down = false;
-    await waitFor("the rebalance to finish", () => cluster.healer.persisted.rebalanceDone >= cluster.healer.persisted.rebalanceWanted && cluster.healer.status().state === "idle" && cluster.healer.status().outDisks.length === 0);
+    await waitFor("the rebalance to finish", () => cluster.healer.quiet && cluster.healer.status().outDisks.length === 0);
     await expectFullRedundancy(cluster, keys);
     for (const key of keys.slice(10, 20)) expect((await inspectKey(cluster.disks(), BUCKET, key, up(cluster))).deleteMarker).toBe(true);
     for (const key of keys) {
@@ -160,7 +160,7 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     // Degraded reads queue their objects too (the repair list): either path may find a shard first.
     for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
     cluster.healer.requestScan("scrub");
-    await waitFor("the scrub to finish", () => (cluster.healer.persisted.lastCompleted.scrub ?? 0) > 0 && cluster.healer.status().state === "idle");
+    await waitFor("the scrub to finish", () => (cluster.healer.persisted.lastCompleted.scrub ?? 0) > 0 && cluster.healer.quiet);
     expect(cluster.healer.status().totals.corruptFound).toBeGreaterThanOrEqual(corrupted);
     await expectFullRedundancy(cluster, objects.keys());
   });
@@ -171,7 +171,7 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     const objects = await putAll(cluster, prng);
     await cluster.reload(rawMap(8, { epoch: 2 }));
     for (const [key, digest] of objects) expect(await readBack(cluster, key)).toBe(digest);
-    await waitFor("the rebalance to finish", () => cluster.healer.persisted.rebalanceDone >= cluster.healer.persisted.rebalanceWanted && cluster.healer.status().state === "idle");
+    await waitFor("the rebalance to finish", () => cluster.healer.quiet);
     const status = cluster.healer.status();
     expect(status.totals.shardsRebuilt).toBe(0);
     expect(status.totals.shardsCopied).toBeGreaterThan(0);
@@ -207,7 +207,7 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     for (const location of record.placement.slice(2)) await cluster.nodes.get(location.nodeId)?.deleteRecord(location.diskId, BUCKET, "torn", record.versionId);
     await expect(cluster.store.resolve(BUCKET, "torn")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
     cluster.healer.requestScan("scan");
-    await waitFor("the scan to finish", () => (cluster.healer.persisted.lastCompleted.scan ?? 0) > 0 && cluster.healer.status().state === "idle");
+    await waitFor("the scan to finish", () => (cluster.healer.persisted.lastCompleted.scan ?? 0) > 0 && cluster.healer.quiet);
     for (const location of record.placement) {
       const node = cluster.nodes.get(location.nodeId);
       expect(await node?.getRecords(location.diskId, BUCKET, "torn")).toEqual([]);
