@@ -35,6 +35,8 @@ export interface NodeStatus {
   readonly lastOkAt?: number;
   /** When the current failure was first seen (the first missed probe after a good one). */
   readonly failingSince?: number;
+  /** When the current failure was detected: the node became suspect (or down at once). */
+  readonly detectedAt?: number;
   readonly lastError?: string;
   /** Round trip of the last good probe. */
   readonly probeMs?: number;
@@ -69,6 +71,7 @@ interface NodeTrack {
   since: number;
   lastOkAt: number | undefined;
   failingSince: number | undefined;
+  detectedAt: number | undefined;
   lastError: string | undefined;
   probeMs: number | undefined;
   disks: Map<string, DiskStatus>;
@@ -97,7 +100,7 @@ export class FailureDetector {
   restoreDown(down: ReadonlyMap<string, number>): void {
     for (const [nodeId, since] of down) {
       const track = this.#track(nodeId);
-      if (track.lastOkAt === undefined) Object.assign(track, { state: "down", since, failingSince: since });
+      if (track.lastOkAt === undefined) Object.assign(track, { state: "down", since, failingSince: since, detectedAt: since });
     }
   }
 
@@ -147,7 +150,7 @@ export class FailureDetector {
   #track(nodeId: string): NodeTrack {
     let track = this.#nodes.get(nodeId);
     if (track === undefined) {
-      track = { state: "ok", since: this.#now(), lastOkAt: undefined, failingSince: undefined, lastError: undefined, probeMs: undefined, disks: new Map() };
+      track = { state: "ok", since: this.#now(), lastOkAt: undefined, failingSince: undefined, detectedAt: undefined, lastError: undefined, probeMs: undefined, disks: new Map() };
       this.#nodes.set(nodeId, track);
     }
     return track;
@@ -161,7 +164,7 @@ export class FailureDetector {
       events.push({ at: now, nodeId, from: track.state, to: "ok" });
       track.since = now;
     }
-    Object.assign(track, { state: "ok", lastOkAt: now, failingSince: undefined, lastError: undefined, probeMs });
+    Object.assign(track, { state: "ok", lastOkAt: now, failingSince: undefined, detectedAt: undefined, lastError: undefined, probeMs });
     const reported = new Map(health.disks.map((disk) => [disk.diskId, disk]));
     for (const diskId of this.#expectedDisks(nodeId, reported)) {
       const disk = reported.get(diskId) ?? missingDisk(diskId);
@@ -191,6 +194,7 @@ export class FailureDetector {
     const next: NodeState = track.state === "down" || silentFor >= this.#options.downAfterMs ? "down" : silentFor >= this.#options.suspectAfterMs ? "suspect" : track.state;
     if (next === track.state) return [];
     const event: DetectorEvent = { at: now, nodeId, from: track.state, to: next, reason: error };
+    if (track.state === "ok") track.detectedAt = now;
     track.state = next;
     track.since = now;
     for (const [diskId, disk] of track.disks) track.disks.set(diskId, { ...disk, state: "unknown", since: disk.state === "unknown" ? disk.since : now });
@@ -241,6 +245,7 @@ export class FailureDetector {
         since: track.since,
         ...(track.lastOkAt === undefined ? {} : { lastOkAt: track.lastOkAt }),
         ...(track.failingSince === undefined ? {} : { failingSince: track.failingSince }),
+        ...(track.detectedAt === undefined ? {} : { detectedAt: track.detectedAt }),
         ...(track.lastError === undefined ? {} : { lastError: track.lastError }),
         ...(track.probeMs === undefined ? {} : { probeMs: track.probeMs }),
         disks: [...track.disks.values()],

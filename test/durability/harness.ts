@@ -182,12 +182,20 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
 }
 
-/** When the healer first saw `nodeId` (or its disk) leave ok: suspect and down, in epoch ms. */
+/**
+ * When the healer detected `nodeId` failing (suspect, or a disk failed) and when it declared it
+ * down (its disks out), in epoch ms: from the node's own status, whatever the event history kept.
+ */
 export function detectionTimes(status: HealerStatus, nodeId: string, diskId?: string): { suspectAt?: number; downAt?: number } {
-  const events = status.events.filter((event) => event.nodeId === nodeId && (diskId === undefined || event.diskId === diskId));
-  const suspect = events.find((event) => event.to === "suspect" || event.to === "failed");
-  const down = events.find((event) => event.to === "down" || event.to === "failed");
-  return { ...(suspect === undefined ? {} : { suspectAt: suspect.at }), ...(down === undefined ? {} : { downAt: down.at }) };
+  const node = status.nodes.find((each) => each.nodeId === nodeId);
+  if (diskId !== undefined) {
+    const disk = node?.disks.find((each) => each.diskId === diskId);
+    const failed = disk?.state === "failed" ? disk.since : status.events.find((event) => event.nodeId === nodeId && event.diskId === diskId && event.to === "failed")?.at;
+    return failed === undefined ? {} : { suspectAt: failed, downAt: failed };
+  }
+  const suspectAt = node?.detectedAt ?? status.events.find((event) => event.nodeId === nodeId && event.to === "suspect")?.at;
+  const downAt = node?.state === "down" ? node.since : status.events.find((event) => event.nodeId === nodeId && event.to === "down")?.at;
+  return { ...(suspectAt === undefined ? {} : { suspectAt }), ...(downAt === undefined ? {} : { downAt }) };
 }
 
 /** Waits until the healer has nothing left to do for the current failures and map. */
