@@ -57,23 +57,25 @@ export const FULL_BUDGET: Budget = {
   rebuildWindowMs: 90_000,
 };
 
-/** Under two minutes: short runs, the 64 MiB cells and the 1 GiB object kept, fewer ceiling bytes. */
+/** Under two minutes on a quiet machine: short runs, no 64 MiB × 16 cells, no 1 GiB object, degraded reads and the rebuild small. */
 export const QUICK_BUDGET: Budget = {
   runs: 3,
-  runMs: 400,
+  runMs: 300,
   diskBytes: 128 * MiB,
   loopbackBytes: 256 * MiB,
   cpuCeilingMs: 300,
   hugeObject: false,
-  degradedSizes: [64 * MiB],
+  degradedSizes: [1 * MiB],
   baselineSizes: [4 * KiB, 64 * MiB],
   roundBytesMax: 256 * MiB,
-  rebuildObjects: 4,
-  rebuildWindowMs: 15_000,
+  rebuildObjects: 2,
+  rebuildWindowMs: 8_000,
 };
 
 /** Unmeasured operations per object size before its cells: the JIT settles, connections open. */
 export const WARMUP_OPERATIONS = 4;
+/** Warm-up bytes per object size at most: one 64 MiB object warms as much as four. */
+export const WARMUP_BYTES_MAX = 64 * MiB;
 
 /** Percentiles of per-operation latency reported per run. */
 export const LATENCY_PERCENTILES = [50, 99] as const;

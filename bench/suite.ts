@@ -5,7 +5,7 @@
  * emptied node; the peak RSS of every process.
  */
 import type { DataPool } from "./data.js";
-import { CONCURRENCIES, HUGE_OBJECT_BYTES, WARMUP_OPERATIONS, type Budget } from "./limits.js";
+import { CONCURRENCIES, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { measureRebuild, type RebuildResult } from "./rebuild.js";
 import { sizeName } from "./report.js";
@@ -61,7 +61,8 @@ async function cell(context: WorkloadContext, spec: CellSpec, log: (line: string
 async function matrix(context: WorkloadContext, options: SuiteOptions, skipped: string[]): Promise<CellResult[]> {
   const cells: CellResult[] = [];
   for (const size of options.sizes) {
-    for (let index = 0; index < WARMUP_OPERATIONS; index++) await putOne(context, size, "warm-up");
+    const warmups = Math.max(1, Math.min(WARMUP_OPERATIONS, Math.floor(WARMUP_BYTES_MAX / size)));
+    for (let index = 0; index < warmups; index++) await putOne(context, size, "warm-up");
     for (const object of context.catalog.readable(size)) await getOne(context, object, size);
     for (const operation of ["PUT", "GET", "MIXED"] as const) {
       for (const concurrency of CONCURRENCIES) {
