@@ -440,6 +440,8 @@ export class Healer {
       this.#retryAt.delete("failure");
       this.#retryDelay.delete("failure");
     }
+    // A clean failure scan or full scan leaves nothing known at risk (what was counted got repaired).
+    if (!incomplete && job.kind !== "scrub" && running.outKey === this.outKey()) this.progress.resetRisk(new Map(), 0);
     if (job.kind === "rebalance" || job.kind === "scan") this.#persisted.rebalanceDone = Math.max(this.#persisted.rebalanceDone, Number(job.basis));
     const retryKind: ScanKind = job.kind === "failure" ? "failure" : "rebalance";
     if (incomplete) {
