@@ -13,7 +13,7 @@ import type { Cluster } from "../objects/cluster.js";
 import { FailureDetector, type DetectorEvent } from "./detector.js";
 import type { DiskRef } from "./gather.js";
 import { HealStateStore } from "./heal-state.js";
-import { REPAIR_QUEUE_OBJECTS_MAX, SCHEDULER_TICK_MS } from "./limits.js";
+import { REPAIR_QUEUE_OBJECTS_MAX, SCAN_PAGE_RECORDS, SCHEDULER_TICK_MS } from "./limits.js";
 import { shardName, sweepDisk } from "./orphan-sweep.js";
 import { Progress } from "./progress.js";
 import { repairObject, type RepairContext, type RepairOutcome } from "./repair-object.js";
@@ -569,7 +569,7 @@ async function holdsObjects(cluster: Cluster, disk: DiskRef): Promise<boolean> {
   const node = cluster.node(disk.nodeId);
   let cursor: string | undefined;
   do {
-    const page = await node?.listRecordsByPlacement(disk.diskId, { nodeId: disk.nodeId, diskId: disk.diskId, limit: 1000, ...(cursor === undefined ? {} : { cursor }) }).catch(() => undefined);
+    const page = await node?.listRecordsByPlacement(disk.diskId, { nodeId: disk.nodeId, diskId: disk.diskId, limit: SCAN_PAGE_RECORDS, ...(cursor === undefined ? {} : { cursor }) }).catch(() => undefined);
     if (page === undefined) return true;
     if (page.records.some((record) => !record.bucket.startsWith("."))) return true;
     cursor = page.nextCursor;
