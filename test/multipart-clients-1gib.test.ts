@@ -5,11 +5,12 @@
  * The gateway's RSS is sampled throughout and held to issue 4's bound. In its own file: it is
  * the slowest test of issue 5. Throughput is printed, not asserted (numbers belong to bench/).
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CopyObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rssBytes, sampleRss } from "./process-rss.js";
 import { startCluster, type TestCluster } from "./cluster-harness.js";
 import { awsCli, sha256File, writeSeededFile } from "./multipart-clients.js";
 import { seedFromEnv } from "./prng.js";
@@ -26,8 +27,6 @@ const GATEWAY_RSS_GROWTH_MAX_BYTES = 128 * 1024 * 1024;
  * across repeated uploads, so no leak); anything buffering an object whole would exceed it.
  */
 const GATEWAY_RSS_GROWTH_CONCURRENT_MAX_BYTES = 256 * 1024 * 1024;
-/** How often the gateway's RSS is read from /proc. */
-const RSS_SAMPLE_INTERVAL_MS = 50;
 
 let cluster: TestCluster;
 let work: string;
@@ -44,30 +43,7 @@ afterAll(async () => {
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
-async function rssBytes(pid: number): Promise<number> {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${pid}/status`, "utf8"));
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
 
-/** Samples a process's RSS until stopped; returns the peak. */
-function sampleRss(pid: number): { stop(): Promise<number> } {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rssBytes(pid));
-      await new Promise((resolve) => setTimeout(resolve, RSS_SAMPLE_INTERVAL_MS));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return peak;
-    },
-  };
-}
 
 function megabytesPerSecond(bytes: number, started: number): string {
   return ((bytes / 1e6) / ((Date.now() - started) / 1000)).toFixed(1);

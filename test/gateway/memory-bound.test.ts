@@ -5,10 +5,10 @@
  * process holds no copy of the object either.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rssBytes, sampleRss } from "../process-rss.js";
 import { startCluster, type TestCluster } from "../cluster-harness.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
@@ -16,8 +16,6 @@ const seed = seedFromEnv(0x5eed_0e30);
 const OBJECT_BYTES = 1024 * 1024 * 1024;
 /** The issue's bound on how much a 1 GiB transfer may grow the gateway's resident memory. */
 const GATEWAY_RSS_GROWTH_MAX_BYTES = 128 * 1024 * 1024;
-/** How often the gateway's RSS is read from /proc. */
-const RSS_SAMPLE_INTERVAL_MS = 50;
 /** Bytes per generated piece of the body. */
 const PIECE_BYTES = 1024 * 1024;
 
@@ -34,31 +32,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function rssBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
 
-/** Samples the gateway's RSS until stopped; returns the peak. */
-function sampleRss(pid: number): { stop(): Promise<number> } {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rssBytes(pid));
-      await new Promise((resolve) => setTimeout(resolve, RSS_SAMPLE_INTERVAL_MS));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return peak;
-    },
-  };
-}
 
 /** A seeded 1 GiB body: one random MiB, each copy stamped with its index so no two match. */
 function generatedBody(hash: ReturnType<typeof createHash>): Readable {
