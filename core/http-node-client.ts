@@ -52,7 +52,7 @@ import {
   type PlacementQuery,
   type ShardListPage,
   type ShardListQuery,
-  type PutRecordResult,
+  type PutRecordReply,
   type ReadShardOptions,
   type ShardId,
   type StorageNode,
@@ -260,12 +260,14 @@ export class HttpNodeClient implements StorageNode {
 
   // --- Records --------------------------------------------------------------------------
 
-  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
     const value = fence === undefined ? { record: recordToWire(record) } : { record: recordToWire(record), fence };
     const body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value });
     const result = typeof body === "object" && body !== null && "result" in body ? body.result : undefined;
     if (result !== "stored" && result !== "unchanged" && result !== "superseded") throw this.#badResponse("putRecord: result is not stored/unchanged/superseded");
-    return result;
+    const olderVersions = typeof body === "object" && body !== null && "olderVersions" in body ? body.olderVersions : undefined;
+    if (typeof olderVersions !== "number" || !Number.isSafeInteger(olderVersions) || olderVersions < 0) throw this.#badResponse("putRecord: olderVersions is not a count");
+    return { result, olderVersions };
   }
 
   async getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {

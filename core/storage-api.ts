@@ -97,6 +97,16 @@ export interface ObjectRecord {
 
 export type PutRecordResult = "stored" | "unchanged" | "superseded";
 
+/**
+ * A record write's answer: what happened to the record, and how many older versions of the
+ * same key the disk holds besides it. The gateway collects superseded versions only where
+ * some disk reported one, so a PUT of a new key costs no garbage-collection round trip.
+ */
+export interface PutRecordReply {
+  readonly result: PutRecordResult;
+  readonly olderVersions: number;
+}
+
 export interface ListRecordsOptions {
   readonly bucket: string;
   readonly prefix?: string;
@@ -219,7 +229,7 @@ export interface StorageNode {
    * ERR_VERSION_CONFLICT, details.kind "fenced"), and no new lease is granted on the key
    * until the write is done.
    */
-  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult>;
+  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply>;
   /** Every version of one key held on that disk, newest first. */
   getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]>;
   deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean>;

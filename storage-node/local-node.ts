@@ -21,7 +21,7 @@ import type {
   ObjectRecord,
   PlacementPage,
   PlacementQuery,
-  PutRecordResult,
+  PutRecordReply,
   ShardId,
   ShardListPage,
   ShardListQuery,
@@ -180,9 +180,9 @@ export class LocalNode implements StorageNode {
     return this.#track(() => listLocalShards(disk, query));
   }
 
-  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
     const local = this.#disk(diskId);
-    const write = (): Promise<PutRecordResult> => this.#records(local, "record-write", (records) => records.putRecord(record));
+    const write = (): Promise<PutRecordReply> => this.#records(local, "record-write", (records) => records.putRecord(record));
     if (fence === undefined) return write();
     return this.#leaseTable(local).fenced(record.bucket, record.key, fence, write);
   }

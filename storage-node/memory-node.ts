@@ -17,7 +17,7 @@ import type {
   ObjectRecord,
   PlacementPage,
   PlacementQuery,
-  PutRecordResult,
+  PutRecordReply,
   ShardId,
   ShardListPage,
   ShardListQuery,
@@ -184,7 +184,7 @@ export class MemoryNode implements StorageNode {
     return disk.records;
   }
 
-  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+  async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
     const records = this.#records(diskId);
     if (fence === undefined) return records.putRecord(record);
     return this.#disk(diskId).leases.fenced(record.bucket, record.key, fence, () => records.putRecord(record));

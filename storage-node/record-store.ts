@@ -16,6 +16,7 @@ import type {
   ObjectRecord,
   PlacementPage,
   PlacementQuery,
+  PutRecordReply,
   PutRecordResult,
 } from "../core/storage-api.js";
 import type { OrderedStore, StoreWriter } from "./ordered-store.js";
@@ -83,10 +84,10 @@ export class RecordStore {
     this.#store = store;
   }
 
-  async putRecord(input: ObjectRecord): Promise<PutRecordResult> {
+  async putRecord(input: ObjectRecord): Promise<PutRecordReply> {
     const record = normalizeRecord(input);
     const key = recordKey(record.bucket, record.key, record.versionId);
-    return this.#store.write((writer) => {
+    const result = await this.#store.write((writer): PutRecordResult => {
       const stored = writer.get("records", key);
       const existing = stored === undefined ? undefined : decodeRecord(stored);
       const decision = decidePut(existing, record);
@@ -97,6 +98,14 @@ export class RecordStore {
       putPlacements(writer, record, key, true);
       return decision;
     });
+    return { result, olderVersions: this.#countOlder(record.bucket, record.key, key) };
+  }
+
+  /** Versions of the key older than the one at `key` (versions sort newest first). */
+  #countOlder(bucket: string, objectKey: string, key: Buffer): number {
+    let older = 0;
+    for (const _entry of this.#store.range("records", { start: key, end: afterObjectKey(bucket, objectKey), exclusiveStart: true })) older++;
+    return older;
   }
 
   /** Every version of one key, newest first. */

@@ -385,7 +385,7 @@ export class StorageServer {
     this.app.put<DiskParams>(ROUTES.recordPut, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
       const { record, fence } = recordPutFromWire(request.body);
-      return { result: await this.#call(this.#node.putRecord(diskId, record, fence)) };
+      return await this.#call(this.#node.putRecord(diskId, record, fence));
     });
     this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);

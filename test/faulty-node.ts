@@ -22,7 +22,7 @@ import type {
   PlacementQuery,
   ShardListPage,
   ShardListQuery,
-  PutRecordResult,
+  PutRecordReply,
   ShardId,
   StorageNode,
   StripeRange,
@@ -137,7 +137,7 @@ export class FaultyNode implements StorageNode {
     return this.#call("deleteShard", [diskId, shard], () => this.inner.deleteShard(diskId, shard));
   }
 
-  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordResult> {
+  putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
     return this.#call("putRecord", [diskId, record, fence], () => this.inner.putRecord(diskId, record, fence));
   }
 

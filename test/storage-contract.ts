@@ -422,34 +422,47 @@ function recordTests(prng: Prng, node: NodeRef, disk: DiskRef): void {
         { partNumber: 2, partVersionId: hexId(prng), size: 17, etag: "bb", blockBytes: SMALL_BLOCK_BYTES },
       ],
     });
-    expect(await node().putRecord(disk(), record)).toBe("stored");
+    expect((await node().putRecord(disk(), record)).result).toBe("stored");
     const stored = await node().getRecords(disk(), bucket, record.key);
     expect(stored).toEqual([record]);
     expect(Buffer.isBuffer(stored[0]?.inline)).toBe(true);
     expect(await node().getRecords(disk(), bucket, "absent")).toEqual([]);
     const marker = contractRecord(prng, { bucket, key: "gone", deleteMarker: true, size: 0, placement: [], contentType: undefined });
-    expect(await node().putRecord(disk(), marker)).toBe("stored");
+    expect((await node().putRecord(disk(), marker)).result).toBe("stored");
     expect(await node().getRecords(disk(), bucket, "gone")).toEqual([marker]);
   });
 
   it("returns every version of a key, newest first", async () => {
     const bucket = bucketName(prng, "ver");
     const versions = [3, 1, 4, 2].map((at) => contractRecord(prng, { bucket, key: "k", versionId: versionIdAt(prng, 1_700_000_000_000 + at) }));
-    for (const record of versions) expect(await node().putRecord(disk(), record)).toBe("stored");
+    for (const record of versions) expect((await node().putRecord(disk(), record)).result).toBe("stored");
     const newestFirst = [...versions].sort((a, b) => (a.versionId < b.versionId ? 1 : -1));
     expect(await node().getRecords(disk(), bucket, "k")).toEqual(newestFirst);
+  });
+
+  it("says how many older versions of the key the disk holds besides the one written", async () => {
+    const bucket = bucketName(prng, "older");
+    const at = (ms: number) => contractRecord(prng, { bucket, key: "k", versionId: versionIdAt(prng, 1_700_000_000_000 + ms) });
+    const [second, first, third] = [at(2), at(1), at(3)];
+    expect(await node().putRecord(disk(), second)).toEqual({ result: "stored", olderVersions: 0 });
+    expect(await node().putRecord(disk(), first)).toEqual({ result: "stored", olderVersions: 0 });
+    expect(await node().putRecord(disk(), third)).toEqual({ result: "stored", olderVersions: 2 });
+    expect(await node().putRecord(disk(), second)).toEqual({ result: "unchanged", olderVersions: 1 });
+    expect((await node().putRecord(disk(), contractRecord(prng, { bucket, key: "other" }))).olderVersions).toBe(0);
+    await node().deleteRecord(disk(), bucket, "k", first.versionId);
+    expect((await node().putRecord(disk(), third)).olderVersions).toBe(1);
   });
 
   it("puts conditionally on the revision: stored, unchanged, superseded", async () => {
     const bucket = bucketName(prng, "cond");
     const first = contractRecord(prng, { bucket, key: "k", revision: 1 });
-    expect(await node().putRecord(disk(), first)).toBe("stored");
-    expect(await node().putRecord(disk(), { ...first, etag: "same-revision" })).toBe("unchanged");
-    expect(await node().putRecord(disk(), { ...first, revision: 0, etag: "older" })).toBe("superseded");
+    expect((await node().putRecord(disk(), first)).result).toBe("stored");
+    expect((await node().putRecord(disk(), { ...first, etag: "same-revision" })).result).toBe("unchanged");
+    expect((await node().putRecord(disk(), { ...first, revision: 0, etag: "older" })).result).toBe("superseded");
     expect(await node().getRecords(disk(), bucket, "k")).toEqual([first]);
     const repaired = { ...first, revision: 2, placement: placement("n-healed", ["d-z"]) };
-    expect(await node().putRecord(disk(), repaired)).toBe("stored");
-    expect(await node().putRecord(disk(), first)).toBe("superseded");
+    expect((await node().putRecord(disk(), repaired)).result).toBe("stored");
+    expect((await node().putRecord(disk(), first)).result).toBe("superseded");
     expect(await node().getRecords(disk(), bucket, "k")).toEqual([repaired]);
   });
 

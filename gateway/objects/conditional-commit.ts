@@ -8,7 +8,7 @@ import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Cluster } from "./cluster.js";
 import { lockConflict, withKeyLock, type KeyLock } from "./lease-lock.js";
-import { commitRecords, writeQuorum, type RecordCommit } from "./put-object.js";
+import { commitRecords, writeQuorum, type CommitReport, type RecordCommit } from "./put-object.js";
 import { readRecords, resolveNewest } from "./versions.js";
 
 /** S3's two write conditions; both may be given (then both must hold). */
@@ -46,10 +46,10 @@ function preconditionFailed(where: string, header: string): TesseraError {
 }
 
 /** commitRecords fenced by the lock: a commit that lost its leases is a conflict, not an outage. */
-export async function commitFenced(cluster: Cluster, lock: KeyLock, locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>): Promise<void> {
+export async function commitFenced(cluster: Cluster, lock: KeyLock, locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>): Promise<CommitReport> {
   const { k, m } = cluster.map.ec;
   try {
-    await commitRecords(cluster, locations, record, writeQuorum(k, m), { fences: lock.fences, ...(inline === undefined ? {} : { inline }) });
+    return await commitRecords(cluster, locations, record, writeQuorum(k, m), { fences: lock.fences, ...(inline === undefined ? {} : { inline }) });
   } catch (error) {
     if (error instanceof TesseraError && error.details.fenced === true) throw lockConflict(record.bucket, record.key);
     throw error;
@@ -67,6 +67,6 @@ export function conditionalCommit(cluster: Cluster, placement: readonly ShardLoc
       const current = await readCurrent(cluster, record.bucket, record.key, placement);
       checkWriteCondition(condition, current, `${record.bucket}/${record.key}`);
       if (current !== undefined && current.versionId >= record.versionId) throw lockConflict(record.bucket, record.key);
-      await commitFenced(cluster, lock, locations, record, inline);
+      return commitFenced(cluster, lock, locations, record, inline);
     });
 }

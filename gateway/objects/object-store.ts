@@ -16,6 +16,17 @@ import { readRecords, resolveNewest, withTimeout, type ResolvedVersion } from ".
 
 /** How long a bucket operation waits for each node. */
 export const BUCKET_OP_TIMEOUT_MS = 5_000;
+/**
+ * How long a bucket seen to exist is believed without asking the nodes again. Every object
+ * operation checks its bucket; asking all nodes each time was a third of a small PUT's
+ * internal requests. This gateway forgets a bucket at once when it deletes it; a bucket
+ * deleted through another gateway may still take writes here for up to this long (buckets
+ * are deleted only when empty, so such a late write is the only effect). 2 s keeps that
+ * window short while a busy bucket is looked up once per 2 s instead of once per request.
+ */
+export const BUCKET_SEEN_TTL_MS = 2_000;
+/** Buckets remembered at most; past it, expired entries are dropped, then the oldest. */
+export const BUCKET_SEEN_ENTRIES_MAX = 10_000;
 
 /** Objects whose shards need rebuilding (missing at write, failed at read); the healer drains it. */
 export interface RepairQueue {
@@ -36,6 +47,8 @@ export class ObjectStore {
   readonly #clock: HybridClock;
   readonly #onBackgroundError: (error: unknown, what: string) => void;
   readonly #background = new Set<Promise<void>>();
+  /** Bucket name → when it was last seen to exist (BUCKET_SEEN_TTL_MS). */
+  readonly #bucketsSeen = new Map<string, number>();
   /** Multipart uploads of this store's objects (gateway/objects/multipart.ts). */
   readonly uploads: MultipartUploads;
 
@@ -87,13 +100,16 @@ export class ObjectStore {
     const results = await this.#eachNode((node) => node.putBucket({ name, created: now }));
     const stored = results.filter((result) => result.status === "fulfilled").length;
     if (stored < this.#majority()) throw new TesseraError("ERR_WRITE_QUORUM", `bucket ${name}: stored on ${stored} nodes, ${this.#majority()} needed`);
+    this.#sawBucket(name);
     return "created";
   }
 
   async deleteBucket(name: string): Promise<void> {
     const page = await this.list({ bucket: name, limit: 1 });
     if (page.entries.length > 0) throw new TesseraError("ERR_VERSION_CONFLICT", `bucket ${name} is not empty`, { kind: "bucket-not-empty" });
+    this.#bucketsSeen.delete(name);
     const results = await this.#eachNode((node) => node.deleteBucket(name));
+    this.#bucketsSeen.delete(name);
     if (results.filter((result) => result.status === "fulfilled").length < this.#majority()) throw unavailable(`bucket ${name}: too few nodes answered the delete`);
   }
 
@@ -111,8 +127,26 @@ export class ObjectStore {
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
+  /** Throws ERR_NOT_FOUND unless the bucket exists (believed for BUCKET_SEEN_TTL_MS once seen). */
   async requireBucket(name: string): Promise<void> {
-    if ((await this.getBucket(name)) === undefined) throw new TesseraError("ERR_NOT_FOUND", `bucket ${name} does not exist`, { kind: "bucket" });
+    const seenAt = this.#bucketsSeen.get(name);
+    if (seenAt !== undefined && Date.now() - seenAt < BUCKET_SEEN_TTL_MS) return;
+    if ((await this.getBucket(name)) === undefined) {
+      this.#bucketsSeen.delete(name);
+      throw new TesseraError("ERR_NOT_FOUND", `bucket ${name} does not exist`, { kind: "bucket" });
+    }
+    this.#sawBucket(name);
+  }
+
+  #sawBucket(name: string): void {
+    const now = Date.now();
+    this.#bucketsSeen.delete(name); // re-inserted last: the map's order is oldest first
+    if (this.#bucketsSeen.size >= BUCKET_SEEN_ENTRIES_MAX) {
+      for (const [seen, at] of this.#bucketsSeen) if (now - at >= BUCKET_SEEN_TTL_MS) this.#bucketsSeen.delete(seen);
+      const oldest = this.#bucketsSeen.keys().next();
+      if (this.#bucketsSeen.size >= BUCKET_SEEN_ENTRIES_MAX && oldest.done !== true) this.#bucketsSeen.delete(oldest.value);
+    }
+    this.#bucketsSeen.set(name, now);
   }
 
   // --- Objects
@@ -124,7 +158,9 @@ export class ObjectStore {
     const commit = hasCondition(condition) ? conditionalCommit(this.#cluster, placement.locations, condition) : undefined;
     const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId() }, commit);
     if (result.missingShards.length > 0) this.#repairs.enqueue(input.bucket, input.key, `write missed shards ${result.missingShards.join(",")}`);
-    this.#collectOlder(result.record);
+    // Disks that stored the record said whether they hold older versions; a disk that did not
+    // store it keeps its old versions until a read or the healer finds them.
+    if (result.olderVersions) this.#collectOlder(result.record);
     return result;
   }
 
@@ -172,8 +208,8 @@ export class ObjectStore {
       placement: placement.locations,
       parts: [],
     };
-    await commitRecords(this.#cluster, placement.locations, marker, writeQuorum(k, m));
-    this.#collectOlder(marker);
+    const report = await commitRecords(this.#cluster, placement.locations, marker, writeQuorum(k, m));
+    if (report.olderVersions) this.#collectOlder(marker);
   }
 
   async list(input: ListObjectsInput): Promise<ListObjectsPage> {

@@ -41,6 +41,8 @@ export interface PutObjectInput {
 
 export interface PutObjectResult {
   readonly record: ObjectRecord;
+  /** Older versions of the key remain on some disk (superseded: garbage to collect). */
+  readonly olderVersions: boolean;
   /** Shard indexes that could not be written: the object is queued for repair. */
   readonly missingShards: readonly number[];
 }
@@ -50,7 +52,13 @@ export interface PutObjectResult {
  * when the object is inline), or throws; the default is commitRecords at the write quorum.
  * Conditional writes pass a fenced commit (gateway/objects/conditional-commit.ts).
  */
-export type RecordCommit = (locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>) => Promise<void>;
+export type RecordCommit = (locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>) => Promise<CommitReport>;
+
+/** What the disks said while storing a record. */
+export interface CommitReport {
+  /** Some disk that stored the record also holds an older version of the key: collect it. */
+  readonly olderVersions: boolean;
+}
 
 export function writeQuorum(k: number, m: number): number {
   return Math.min(k + m, k + 1);
@@ -146,8 +154,8 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
       placement: placement.locations,
       parts: [],
     };
-    await commit(encoded.committed, record, encoded.inline);
-    return { record, missingShards: encoded.missingShards };
+    const report = await commit(encoded.committed, record, encoded.inline);
+    return { record, missingShards: encoded.missingShards, olderVersions: report.olderVersions };
   } catch (error) {
     await discardShards(cluster, placement, encoded, input.versionId, 0);
     throw error;
@@ -188,7 +196,7 @@ export function diskKey(location: Pick<ShardLocation, "nodeId" | "diskId">): str
  * records written are removed (best effort: leftovers are older-than-newest garbage the
  * collector removes) and the commit fails. Shards are the caller's to remove.
  */
-export async function commitRecords(cluster: Cluster, locations: readonly ShardLocation[], record: ObjectRecord, quorum: number, options: CommitOptions = {}): Promise<void> {
+export async function commitRecords(cluster: Cluster, locations: readonly ShardLocation[], record: ObjectRecord, quorum: number, options: CommitOptions = {}): Promise<CommitReport> {
   const results = await Promise.allSettled(
     locations.map(async (location) => {
       const node = cluster.node(location.nodeId);
@@ -202,7 +210,7 @@ export async function commitRecords(cluster: Cluster, locations: readonly ShardL
     }),
   );
   const stored = locations.filter((_, index) => results[index]?.status === "fulfilled");
-  if (stored.length >= quorum) return;
+  if (stored.length >= quorum) return { olderVersions: results.some((result) => result.status === "fulfilled" && result.value.olderVersions > 0) };
   await Promise.allSettled(stored.map((location) => cluster.node(location.nodeId)?.deleteRecord(location.diskId, record.bucket, record.key, record.versionId)));
   const reasons = results.flatMap((result) => (result.status === "rejected" ? [String(result.reason instanceof Error ? result.reason.message : result.reason)] : []));
   const fenced = results.some((result) => result.status === "rejected" && isTesseraError(result.reason, "ERR_VERSION_CONFLICT"));

@@ -565,7 +565,7 @@ describe("leases and fenced record writes over HTTP", () => {
     const other = await client.acquireLease("a", { bucket: target.bucket, key: target.key, holder: hexId(prng), ttlMs: 10_000 });
     expect(other.granted).toBe(false);
     if (!other.granted) expect(other.retryAfterMs).toBeGreaterThan(0);
-    expect(await client.putRecord("a", target, { holder, token: grant.token })).toBe("stored");
+    expect((await client.putRecord("a", target, { holder, token: grant.token })).result).toBe("stored");
     const stale = await client.putRecord("a", { ...target, revision: 1 }, { holder, token: grant.token - 1 }).catch((error: unknown) => error);
     expect(stale).toMatchObject({ code: "ERR_VERSION_CONFLICT", details: { kind: "fenced", status: 409 } });
     expect(await client.releaseLease("a", target.bucket, target.key, { holder, token: grant.token })).toBe(true);

@@ -273,7 +273,7 @@ describe("LocalNode disk failures", () => {
     expect(await codeOf(opened.node.deleteShard("d1", shard.id))).toBe("ERR_DISK_FAILED");
     // The other disk, and node-wide bucket records, still work.
     expect(await readAll(opened.node.readShard("d2", shard.id))).toEqual(shard.file);
-    expect(await opened.node.putRecord("d2", record)).toBe("stored");
+    expect((await opened.node.putRecord("d2", record)).result).toBe("stored");
     expect(await opened.node.getBucket("vanish")).toEqual({ name: "vanish", created: 5 });
     await opened.node.putBucket({ name: "after", created: 6 });
     expect((await opened.node.listBuckets()).map((bucket) => bucket.name)).toEqual(["after", "vanish"]);
@@ -312,7 +312,7 @@ describe("LocalNode disk failures", () => {
     readOnly.armed.on = true;
     expect(await codeOf(first.node.putRecord("d1", contractRecord(prng, { bucket: "f", key: "k" })))).toBe("ERR_DISK_FAILED");
     expect(await diskState(first.node, "d1")).toEqual({ state: "failed", reason: expect.stringMatching(/^EROFS during record-write/) });
-    expect(await first.node.putRecord("d2", contractRecord(prng, { bucket: "f", key: "k" }))).toBe("stored");
+    expect((await first.node.putRecord("d2", contractRecord(prng, { bucket: "f", key: "k" }))).result).toBe("stored");
 
     const ioError = faultOn("d2", "read", "EIO");
     const second = await openNode("eio", { faultInjection: ioError.hook });
@@ -359,7 +359,7 @@ describe("LocalNode full disks", () => {
     const health = (await opened.node.health()).disks.find((disk) => disk.diskId === "d1");
     expect(health).toMatchObject({ state: "full", usedBytes: 2 * 1168, freeBytes: 3000 - 2 * 1168, shardCount: 2 });
     // Records still go in (they are small, and deletes need them), and the other disk takes the shard.
-    expect(await opened.node.putRecord("d1", contractRecord(prng, { bucket: "full", key: "k" }))).toBe("stored");
+    expect((await opened.node.putRecord("d1", contractRecord(prng, { bucket: "full", key: "k" }))).result).toBe("stored");
     await write(opened.node, third, "d2");
     // Freeing space makes the disk ok again.
     expect(await opened.node.deleteShard("d1", (shards[0] as ContractShard).id)).toBe(true);
