@@ -12,7 +12,7 @@ import { readObject, type ReadObjectOptions } from "./get-object.js";
 import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
 import { MultipartUploads } from "./multipart.js";
 import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
-import { readRecords, resolveNewest, withTimeout, type ResolvedVersion } from "./versions.js";
+import { readRecords, resolveFromQuorum, resolveNewest, withTimeout, type ResolvedVersion } from "./versions.js";
 
 /** How long a bucket operation waits for each node. */
 export const BUCKET_OP_TIMEOUT_MS = 5_000;
@@ -167,16 +167,15 @@ export class ObjectStore {
   /** The version a GET or HEAD serves; ERR_NOT_FOUND when none (or a delete marker). */
   async resolve(bucket: string, key: string): Promise<ResolvedVersion> {
     const placement = this.#cluster.place(bucket, key);
-    const reads = await readRecords(this.#cluster, bucket, key, placement.locations);
-    if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
     const { k, m } = this.#cluster.map.ec;
-    const resolved = resolveNewest(reads, writeQuorum(k, m));
+    const { reads, resolved } = await resolveFromQuorum(this.#cluster, bucket, key, placement.locations, writeQuorum(k, m));
+    if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
     if (resolved !== undefined) this.#clock.observe(decodeVersionId(resolved.record.versionId));
     if (resolved === undefined || resolved.record.deleteMarker) {
       await this.requireBucket(bucket);
       throw new TesseraError("ERR_NOT_FOUND", `${bucket}/${key} does not exist`, { kind: "key" });
     }
-    const missing = placementMissing(resolved);
+    const missing = resolved.partial === true ? [] : placementMissing(resolved);
     if (missing.length > 0) this.#repairs.enqueue(bucket, key, `records missing on shards ${missing.join(",")}`);
     return resolved;
   }
@@ -184,7 +183,31 @@ export class ObjectStore {
   read(resolved: ResolvedVersion, start: number, end: number): AsyncGenerator<Buffer> {
     const { bucket, key } = resolved.record;
     const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`) };
+    const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
+    if (resolved.partial === true && inline) return this.#readInline(resolved, start, end, options);
     return readObject(this.#cluster, resolved, start, end, options);
+  }
+
+  /**
+   * An inline object resolved from a read quorum holds only those disks' shards: if one of
+   * them fails its checksum there is no parity at hand, so the (at most 64 KiB) object is
+   * decoded whole before the first byte goes out, and on failure decoded again from every
+   * disk's record.
+   */
+  async *#readInline(resolved: ResolvedVersion, start: number, end: number, options: ReadObjectOptions): AsyncGenerator<Buffer> {
+    const { bucket, key, versionId } = resolved.record;
+    let bytes: Buffer;
+    try {
+      bytes = await collect(readObject(this.#cluster, resolved, start, end, options));
+    } catch {
+      const placement = this.#cluster.place(bucket, key);
+      const { k, m } = this.#cluster.map.ec;
+      const reads = await readRecords(this.#cluster, bucket, key, placement.locations);
+      const full = resolveNewest(reads, writeQuorum(k, m));
+      if (full === undefined || full.record.versionId !== versionId) throw unavailable(`${bucket}/${key} version ${versionId}: its inline shards could not be read`);
+      bytes = await collect(readObject(this.#cluster, full, start, end, options));
+    }
+    yield bytes;
   }
 
   /** Writes a delete marker (S3 DeleteObject succeeds whether or not the key existed). */
@@ -266,6 +289,12 @@ export class ObjectStore {
       if (!kept.has(part.partVersionId)) await deleteShards(this.#cluster, here, record.objectId, part.partVersionId, part.partNumber);
     }
   }
+}
+
+async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const piece of pieces) parts.push(piece);
+  return Buffer.concat(parts);
 }
 
 function unavailable(message: string): TesseraError {

@@ -29,6 +29,11 @@ export interface ResolvedVersion {
   readonly holders: ReadonlyMap<number, { readonly location: ShardLocation; readonly record: ObjectRecord }>;
   /** Shard indexes whose node answered: the readable ones. */
   readonly answered: ReadonlySet<string>;
+  /**
+   * Only a read quorum of the disks was asked (readQuorum): `holders` lists just those, and
+   * the disks not asked are in `answered` (not known to be down; their shards may be read).
+   */
+  readonly partial?: boolean;
 }
 
 export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
@@ -49,9 +54,18 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, wha
  * change or a healer move, some may sit outside the map's placement). One extra round trip,
  * only when a record names such a disk.
  */
-export async function readRecords(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[]): Promise<RecordRead[]> {
-  const reads = await readRecordsAt(cluster, bucket, key, locations);
-  const asked = new Set(reads.map((read) => locationKey(read.location)));
+export async function readRecords(
+  cluster: Cluster,
+  bucket: string,
+  key: string,
+  locations: readonly ShardLocation[],
+  already: readonly RecordRead[] = [],
+  /** Disks left out on purpose (the rest of a read quorum's placement): not followed either. */
+  leftOut: readonly ShardLocation[] = [],
+): Promise<RecordRead[]> {
+  const done = new Set(already.map((read) => locationKey(read.location)));
+  const reads = [...already, ...(await readRecordsAt(cluster, bucket, key, locations.filter((location) => !done.has(locationKey(location)))))];
+  const asked = new Set([...reads, ...leftOut.map((location) => ({ location }))].map((read) => locationKey(read.location)));
   const named = new Map<string, ShardLocation>();
   for (const read of reads) {
     for (const record of read.records ?? []) for (const location of record.placement) if (!asked.has(locationKey(location))) named.set(locationKey(location), location);
@@ -76,6 +90,61 @@ async function readRecordsAt(cluster: Cluster, bucket: string, key: string, loca
 }
 
 const locationKey = (location: Pick<ShardLocation, "nodeId" | "diskId">): string => `${location.nodeId}/${location.diskId}`;
+
+/**
+ * Disks a GET asks first: any version acknowledged at the write quorum W has records on at
+ * least W of the N disks, so any N - W + 1 disks include one of them; and an object needs k
+ * shards. With 4+2 (W = 5) that is 4 disks instead of 6 — a third fewer round trips for
+ * every GET and HEAD.
+ */
+export function readQuorum(k: number, m: number, quorum: number): number {
+  return Math.min(k + m, Math.max(k, k + m - quorum + 1));
+}
+
+/**
+ * The version to serve, asking only a read quorum of the disks (the data shards' first, so
+ * a healthy read needs no reconstruction) and the rest only when those cannot decide: one of
+ * them did not answer, or a newer version is on some of them but not readable from them
+ * alone. What can be decided from the quorum: the newest version found there with k holders
+ * (or a delete marker) is the newest acknowledged one, since any newer acknowledged version
+ * would have a record on one of the disks asked. Nothing found is not decided there: after a
+ * map change the first disks may be new ones, with the key's records still on the others.
+ * Throws as resolveNewest does once every disk was asked.
+ */
+export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[], writeQuorum: number): Promise<{ reads: RecordRead[]; resolved: ResolvedVersion | undefined }> {
+  const { k, m } = cluster.map.ec;
+  const byIndex = [...locations].sort((a, b) => a.shardIndex - b.shardIndex);
+  const first = byIndex.slice(0, readQuorum(k, m, writeQuorum));
+  if (first.length < locations.length) {
+    const reads = await readRecords(cluster, bucket, key, first, [], byIndex.slice(first.length));
+    if (reads.every((read) => read.records !== undefined)) {
+      const decided = decideFromQuorum(reads, writeQuorum);
+      if (decided !== undefined) {
+        const asked = new Set(reads.map((read) => locationKey(read.location)));
+        const notAsked = decided.record.placement.filter((location) => !asked.has(locationKey(location))).map(locationKey);
+        return { reads, resolved: { ...decided, answered: new Set([...decided.answered, ...notAsked]), partial: true } };
+      }
+    }
+    const all = await readRecords(cluster, bucket, key, locations, reads);
+    return { reads: all, resolved: resolveNewest(all, writeQuorum) };
+  }
+  const reads = await readRecords(cluster, bucket, key, locations);
+  return { reads, resolved: resolveNewest(reads, writeQuorum) };
+}
+
+/** The version the quorum's reads decide, or undefined when they cannot (see resolveFromQuorum). */
+function decideFromQuorum(reads: readonly RecordRead[], writeQuorum: number): ResolvedVersion | undefined {
+  let resolved: ResolvedVersion | undefined;
+  try {
+    resolved = resolveNewest(reads, writeQuorum);
+  } catch {
+    return undefined;
+  }
+  if (resolved === undefined) return undefined;
+  // A newer version seen on fewer than k of these disks may be readable with the others.
+  const newest = reads.flatMap((read) => read.records ?? []).reduce((a, b) => (a.versionId >= b.versionId ? a : b));
+  return newest.versionId === resolved.record.versionId ? resolved : undefined;
+}
 
 /**
  * The version to serve, or undefined when no disk holds any version of the key. A newer

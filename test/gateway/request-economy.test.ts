@@ -11,7 +11,9 @@ import { Cluster } from "../../gateway/objects/cluster.js";
 import { parseClusterMap } from "../../placement/cluster-map.js";
 import { MemoryNode } from "../../storage-node/memory-node.js";
 import { FaultyNode } from "../faulty-node.js";
-import { isTesseraError } from "../../core/errors.js";
+import { TesseraError, isTesseraError } from "../../core/errors.js";
+import type { ObjectRecord } from "../../core/storage-api.js";
+import { Prng } from "../prng.js";
 
 interface Fixture {
   readonly store: ObjectStore;
@@ -100,5 +102,76 @@ describe("small-object request economy", () => {
       expect(versions).toHaveLength(1);
     }
     expect(await get(f.store, "k")).toBe("second");
+  });
+
+  /** The nodes holding the key's shards, by shard index. */
+  function byShard(key: string): FaultyNode[] {
+    const placement = f.store.cluster.place("b", key);
+    return [...placement.locations].sort((a, b) => a.shardIndex - b.shardIndex).map((location) => f.nodes.find((node) => node.nodeId === location.nodeId) as FaultyNode);
+  }
+
+  async function recordOn(node: FaultyNode, key: string): Promise<ObjectRecord> {
+    const [record] = await node.inner.getRecords("d0", "b", key);
+    if (record === undefined) throw new Error(`no record of ${key} on ${node.nodeId}`);
+    return record;
+  }
+
+  it("a GET asks the records of k = 4 disks (the data shards'), not all 6", async () => {
+    await put(f.store, "small", "small object");
+    clearCalls(f.nodes);
+    expect(await get(f.store, "small")).toBe("small object");
+    expect(count(f.nodes, "getRecords")).toBe(4);
+    const asked = f.nodes.filter((node) => node.calls.some((call) => call.method === "getRecords"));
+    expect(new Set(asked)).toEqual(new Set(byShard("small").slice(0, 4)));
+  });
+
+  it("a GET asks the other disks when one of the first four does not answer", async () => {
+    await put(f.store, "k", "still here");
+    const [first] = byShard("k");
+    first?.fail({ method: "getRecords", error: new TesseraError("ERR_NODE_UNAVAILABLE", "down (test)") });
+    clearCalls(f.nodes);
+    expect(await get(f.store, "k")).toBe("still here");
+    expect(count(f.nodes, "getRecords")).toBe(6);
+  });
+
+  it("a newer version on only some of the first four disks sends the GET to all six, and the acknowledged one is served", async () => {
+    await put(f.store, "k", "acknowledged");
+    const shards = byShard("k");
+    const old = await recordOn(shards[0] as FaultyNode, "k");
+    // A failed PUT of a newer version: records on 3 of the first four disks (not readable
+    // from them alone, and possibly acknowledged as far as those four can tell).
+    const newer: ObjectRecord = { ...old, versionId: (BigInt(`0x${old.versionId}`) + 1n).toString(16).padStart(old.versionId.length, "0"), etag: "f".repeat(32), inline: undefined };
+    for (const node of shards.slice(0, 3)) await node.inner.putRecord("d0", newer);
+    clearCalls(f.nodes);
+    // All six answered: the newer version has 3 records and no disk is silent, so it cannot
+    // have been acknowledged (3 < W = 5) and the older one is served.
+    expect(await get(f.store, "k")).toBe("acknowledged");
+    expect(count(f.nodes, "getRecords")).toBe(6);
+  });
+
+  it("a corrupt inline shard on one of the first four disks is read around", async () => {
+    const text = Buffer.from(new Prng(7).bytes(3000)).toString("base64");
+    await put(f.store, "rot", text);
+    const first = byShard("rot")[0] as FaultyNode;
+    const record = await recordOn(first, "rot");
+    const inline = Buffer.from(record.inline as Buffer);
+    inline[inline.length - 10] = (inline[inline.length - 10] as number) ^ 0xff;
+    await first.inner.deleteRecord("d0", "b", "rot", record.versionId);
+    await first.inner.putRecord("d0", { ...record, inline });
+    expect(await get(f.store, "rot")).toBe(text);
+  });
+
+  it("a large object resolved from four disks still reads parity when a data shard fails mid-stream", async () => {
+    const bytes = Buffer.from(new Prng(9).bytes(1024 * 1024 + 5));
+    await f.store.put({ bucket: "b", key: "big", body: bodyOf(bytes), length: bytes.length, userMetadata: {}, systemMetadata: {} });
+    const first = byShard("big")[0] as FaultyNode;
+    first.fail({ method: "readShard", afterPieces: 1, error: new TesseraError("ERR_NODE_UNAVAILABLE", "went away (test)") });
+    clearCalls(f.nodes);
+    const resolved = await f.store.resolve("b", "big");
+    expect(resolved.partial).toBe(true);
+    const pieces: Buffer[] = [];
+    for await (const piece of f.store.read(resolved, 0, bytes.length)) pieces.push(piece);
+    expect(Buffer.concat(pieces).equals(bytes)).toBe(true);
+    expect(count(f.nodes, "getRecords")).toBe(4);
   });
 });
