@@ -1,10 +1,12 @@
 /**
  * A few cells of the matrix on a fresh Tessera cluster, for before/after comparisons of a
  * change without the whole run: `npx tsx bench/cells.ts "PUT 64MiB 4" "GET 4KiB 16" ...`
- * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`.
+ * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`. Each
+ * line ends with the gateway's peak RSS during that cell (VmHWM, reset before the cell).
  */
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
+import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { formatSpread } from "./stats.js";
 import { startTessera } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
@@ -22,9 +24,12 @@ try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (const cell of cells) {
     for (let index = 0; index < WARMUP_OPERATIONS * 4; index++) await putOne(context, cell.size, "warm-up");
+    const gateway = tessera.cluster.gateway.pid;
+    const reset = resetPeakRss(gateway);
     const result = await runCell(context, { ...cell, condition: "healthy" });
+    const rss = `gateway peak RSS ${(peakRssBytes(gateway) / MiB).toFixed(0)} MiB${reset ? "" : " (since start: the kernel refused a reset)"}`;
     const cpu = Object.entries(result.cpuSecondsPerGB ?? {}).map(([role, value]) => `${role} ${value.median.toFixed(cell.size < MiB ? 0 : 2)}`).join(", ");
-    console.log(`${cell.operation} ${cell.size / KiB} KiB ×${cell.concurrency}: ${result.error ?? `${formatSpread(result.megabytesPerSecond, 1)} MB/s, ${formatSpread(result.operationsPerSecond)} op/s, p99 ${result.latencyMs?.p99?.median.toFixed(0)} ms; CPU s/GB ${cpu}`}`);
+    console.log(`${cell.operation} ${cell.size / KiB} KiB ×${cell.concurrency}: ${result.error ?? `${formatSpread(result.megabytesPerSecond, 1)} MB/s, ${formatSpread(result.operationsPerSecond)} op/s, p99 ${result.latencyMs?.p99?.median.toFixed(0)} ms; CPU s/GB ${cpu}`}; ${rss}`);
   }
 } finally {
   await tessera.stop();

@@ -2,7 +2,8 @@
  * Streaming erasure decode (DESIGN.md, "Data path"): read the k data shards stripe by stripe
  * over only the stripes a range needs; when a shard fails (node down, timeout, checksum
  * mismatch) swap in another shard from the stripe where it failed and reconstruct, without
- * the client noticing. Memory is one stripe of k chunks plus what the readers buffer.
+ * the client noticing. Memory is one stripe of k chunks plus what the readers buffer, held
+ * as a share of the gateway's stripe budget for large reads.
  */
 import { assert } from "../../core/assert.js";
 import { ErasureCodec } from "../../core/codec.js";
@@ -11,6 +12,7 @@ import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { readFrames, type VerifiedChunk } from "../../core/shard-stream.js";
 import type { StripeRange } from "../../core/storage-api.js";
 import type { EncodeParams } from "./encode.js";
+import { BUDGET_SHARE_BYTES_MIN, GET_STRIPES_HELD, stripeBudget } from "./stripe-budget.js";
 
 /**
  * How long one chunk may take to arrive before its shard counts as failed and parity is
@@ -44,6 +46,9 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
   const layout = shardLayout({ ...params, shardIndex: 0 });
   const firstStripe = Math.floor(start / params.blockBytes);
   const lastStripe = Math.floor((end - 1) / params.blockBytes);
+  // A share of the gateway's stripe budget (stripe-budget.ts) before any shard is opened.
+  const share = Math.min(GET_STRIPES_HELD * params.blockBytes, (lastStripe - firstStripe + 1) * params.blockBytes);
+  const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
   const decoder = new StripeReaders(params, source, lastStripe, options);
   try {
     for (let stripe = firstStripe; stripe <= lastStripe; stripe++) {
@@ -53,6 +58,7 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
     }
   } finally {
     decoder.close();
+    release?.();
   }
 }
 

@@ -3,7 +3,8 @@
  * blockBytes, each stripe into k data chunks plus m parity chunks, and chunk i of every
  * stripe goes to shard writer i at once. Each writer has a bounded channel, so memory is
  * about (k+m) * ENCODE_CHUNKS_QUEUED_MAX chunks per PUT whatever the object size, and the
- * slowest live writer sets the pace.
+ * slowest live writer sets the pace. A large PUT holds a share of the gateway's stripe budget
+ * (stripe-budget.ts) for its data phase, so many PUTs at once wait instead of adding up.
  */
 import { Readable } from "node:stream";
 import { assert } from "../../core/assert.js";
@@ -14,12 +15,15 @@ import { readableChunks } from "../../core/readable-chunks.js";
 import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { ChunkChannel } from "./chunk-channel.js";
+import { BUDGET_SHARE_BYTES_MIN, PUT_STRIPES_HELD, stripeBudget, stripeSetBytes } from "./stripe-budget.js";
 
 /**
- * Chunks queued per shard writer. Two lets the encoder fill stripe s+1 while stripe s is on
- * the wire; more only adds memory ((k+m) chunks of up to 256 KiB each per step).
+ * Chunks queued per shard writer. One lets the encoder fill stripe s+2 while stripe s+1 waits
+ * and stripe s is on the wire; more only adds memory ((k+m) chunks of up to 256 KiB each per
+ * step, times every concurrent PUT) without more throughput: the writers, not the encoder,
+ * are the slow side.
  */
-export const ENCODE_CHUNKS_QUEUED_MAX = 2;
+export const ENCODE_CHUNKS_QUEUED_MAX = 1;
 
 /** What the encoder needs of one shard: everything in the header but the shard index. */
 export type EncodeParams = Omit<ShardHeader, "shardIndex">;
@@ -57,8 +61,10 @@ export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodePa
     }),
   );
   const live = (): number => channels.filter((channel) => !channel.abandoned).length;
+  const share = Math.min(stripeSetBytes(params.blockBytes, params.k, params.m, PUT_STRIPES_HELD), stripeSetBytes(params.objectLength, params.k, params.m, 1));
+  const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
   try {
-    await pumpStripes(body, params, codec, channels, { ...options, live });
+    await stripeBudget.holding(() => pumpStripes(body, params, codec, channels, { ...options, live }));
     for (const channel of channels) channel.close();
   } catch (error) {
     // The writers' bodies fail mid-shard, so the nodes discard their temporary files.
@@ -66,6 +72,7 @@ export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodePa
     throw error;
   } finally {
     await Promise.all(writes);
+    release?.();
   }
   const committed = shardErrors.filter((error) => error === undefined).length;
   if (committed < options.writeQuorum) throw quorumError(committed, options.writeQuorum, shardErrors);
@@ -83,6 +90,8 @@ async function pumpStripes(
   const stripes: Buffer[] = [];
   const blockBytes = (): number => params.blockBytes;
   let received = 0;
+  let cut = 0;
+  let last: Buffer | undefined;
   // A request stream's own iterator would join buffered network reads into copies.
   for await (const piece of body instanceof Readable ? readableChunks(body) : body) {
     received += piece.length;
@@ -90,12 +99,18 @@ async function pumpStripes(
     const observed = options.observe?.(piece);
     if (observed instanceof Promise) await observed;
     cutter.feed(piece, blockBytes, (stripe) => stripes.push(stripe));
-    // The newest stripe waits until the body has ended cleanly: a body that fails its
-    // signature or hash at the very end must not leave a complete shard on any node.
-    while (stripes.length > 1) await encodeStripe(stripes.shift() as Buffer, codec, channels, options);
+    // The object's last stripe waits until the body has ended cleanly: a body that fails its
+    // signature or hash at the very end must not leave a complete shard on any node. Only
+    // the last one: a shard is complete only with its last frame, so earlier stripes go at
+    // once instead of each waiting for the next (one stripe less held per PUT).
+    for (let stripe = stripes.shift(); stripe !== undefined; stripe = stripes.shift()) {
+      cut += 1;
+      if (cut * params.blockBytes === params.objectLength) last = stripe;
+      else await encodeStripe(stripe, codec, channels, options);
+    }
   }
   if (received < params.objectLength) throw lengthError(params.objectLength, `only ${received} of`);
-  for (const stripe of stripes) await encodeStripe(stripe, codec, channels, options);
+  if (last !== undefined) await encodeStripe(last, codec, channels, options);
   const rest = cutter.drain();
   if (rest.length > 0) {
     const padded = Buffer.alloc(params.blockBytes);

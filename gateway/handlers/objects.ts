@@ -196,5 +196,9 @@ async function getObject(context: RequestContext, endpoint: EndpointOf<"GetObjec
     if (first.done !== true) yield first.value;
     yield* bytes;
   }
-  await context.reply.code(range === undefined ? 200 : 206).send(Readable.from(rest(), { objectMode: false }));
+  const stream = Readable.from(rest(), { objectMode: false });
+  // A response cut before rest() started (the client went away) never returns `bytes`
+  // through it: its decoder would keep its shard readers and its stripe budget share.
+  stream.once("close", () => void bytes.return(undefined).catch(() => undefined));
+  await context.reply.code(range === undefined ? 200 : 206).send(stream);
 }

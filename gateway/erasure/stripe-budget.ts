@@ -1,0 +1,110 @@
+/**
+ * The gateway-wide budget of stripe bytes (issue 7: gateway RSS under 256 MiB with 16
+ * concurrent 64 MiB PUTs or GETs). Every large PUT's encoder and GET's decoder holds a share
+ * of it for its data phase: its stripes being cut, encoded, queued for the shard writers or
+ * served, sized by its stripe (perRequestBytes). A request that does not fit waits, first
+ * come first served, before it reads its first byte; its client's bytes wait in the socket.
+ *
+ * It cannot deadlock: a request asks once, while holding nothing, and releases when its data
+ * phase ends, whatever happens; a request bigger than the whole budget is let through alone
+ * (used = 0), so one request always progresses; and a request already holding a share (a
+ * copy: its decoder feeds its encoder) is granted its second share at once, over the budget,
+ * instead of waiting on requests that may be waiting on it.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { assert } from "../../core/assert.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * Stripe bytes all requests hold at once. The gateway's own footprint (code, heap, tsx, MD5
+ * worker, sockets) is about 150-180 MiB on this 2-core VM; 48 MiB of stripes plus the garbage
+ * they leave until V8 collects it keeps the whole under 256 MiB, and is still ten 64 MiB
+ * PUTs or twelve GETs at once, more than two cores can feed.
+ */
+export const STRIPE_BUDGET_BYTES = 48 * MiB;
+
+/** Stripes a PUT holds: the one being cut, the one queued for the shard writers, the one they are sending. */
+export const PUT_STRIPES_HELD = 3;
+/**
+ * Stripes a GET holds: the one being served, and about three more buffered on the way: each
+ * of its k shard readers queues up to a chunk (core/readable-chunks.ts) plus the frame being
+ * cut, and the response socket holds a chunk or two.
+ */
+export const GET_STRIPES_HELD = 4;
+
+/** A request whose share would be smaller than this skips the budget: small objects hold next to nothing, and must not queue behind large ones. */
+export const BUDGET_SHARE_BYTES_MIN = 256 * 1024;
+
+/** Releases a share once (later calls do nothing). */
+export type Release = () => void;
+
+interface Waiter {
+  readonly bytes: number;
+  readonly grant: () => void;
+}
+
+export class StripeBudget {
+  readonly capacityBytes: number;
+  #usedBytes = 0;
+  readonly #waiters: Waiter[] = [];
+  /** Set while a request runs with a share: its nested asks are granted at once. */
+  readonly #holding = new AsyncLocalStorage<true>();
+
+  constructor(capacityBytes: number) {
+    assert(Number.isSafeInteger(capacityBytes) && capacityBytes > 0, "a budget holds some bytes");
+    this.capacityBytes = capacityBytes;
+  }
+
+  get usedBytes(): number {
+    return this.#usedBytes;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /** Waits for `bytes` of the budget (see the file comment for why this never deadlocks). */
+  async acquire(bytes: number): Promise<Release> {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0, "a share is a whole number of bytes");
+    if (this.#holding.getStore() === true || this.#fits(bytes)) {
+      this.#usedBytes += bytes;
+    } else {
+      await new Promise<void>((resolve) => this.#waiters.push({ bytes, grant: resolve }));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#usedBytes -= bytes;
+      this.#grantWaiters();
+    };
+  }
+
+  /** Runs `work` as a holder of a share: asks made inside it (a copy's decoder) never wait. */
+  holding<T>(work: () => T): T {
+    return this.#holding.run(true, work);
+  }
+
+  #fits(bytes: number): boolean {
+    return this.#waiters.length === 0 && (this.#usedBytes === 0 || this.#usedBytes + bytes <= this.capacityBytes);
+  }
+
+  #grantWaiters(): void {
+    for (;;) {
+      const next = this.#waiters[0];
+      if (next === undefined || (this.#usedBytes > 0 && this.#usedBytes + next.bytes > this.capacityBytes)) return;
+      this.#waiters.shift();
+      this.#usedBytes += next.bytes;
+      next.grant();
+    }
+  }
+}
+
+/** The gateway's budget: every encoder and decoder of this process shares it. */
+export const stripeBudget = new StripeBudget(STRIPE_BUDGET_BYTES);
+
+/** The bytes of `stripes` stripe sets (k data chunks and m parity chunks) of `blockBytes` stripes. */
+export function stripeSetBytes(blockBytes: number, k: number, m: number, stripes: number): number {
+  return (stripes * blockBytes * (k + m)) / k;
+}
