@@ -128,13 +128,13 @@ export function alignedReadBytes(readBytes: number, alignBytes = 1): number {
   return Math.max(1, Math.floor(readBytes / alignBytes)) * alignBytes;
 }
 
-/** The header alone, then the frames in whole-frame pieces: the verifier then never joins a frame from two reads. */
-async function* framePieces(source: ShardSource, plan: { start: number; end: number; withHeader: boolean }, frameBytes: number): AsyncGenerator<Buffer> {
+/** The header (already read), then the frames in whole-frame pieces: the verifier then never joins a frame from two reads. */
+async function* framePieces(source: ShardSource, plan: { start: number; end: number; withHeader: boolean }, frameBytes: number, headerBytes: Buffer): AsyncGenerator<Buffer> {
   if (!plan.withHeader) {
     yield* source.read(plan.start, plan.end, frameBytes);
     return;
   }
-  yield* source.read(0, SHARD_HEADER_BYTES);
+  yield headerBytes;
   yield* source.read(SHARD_HEADER_BYTES, plan.end, frameBytes);
 }
 
@@ -172,27 +172,43 @@ async function readHeader(source: ShardSource, size: number): Promise<Buffer> {
  */
 export async function* readVerifiedShard(source: ShardSource, shard: ShardId, range?: StripeRange): AsyncGenerator<Buffer> {
   const size = await source.size();
-  const header = decodeShardHeader(await readHeader(source, size), shardIdentity(shard));
+  const headerBytes = await readHeader(source, size);
+  const header = decodeShardHeader(headerBytes, shardIdentity(shard));
   const { fileBytes, frameBytes } = shardLayout(header);
   if (size < fileBytes) throw truncated(`stored shard ${shard.shardIndex}`, fileBytes, size);
   if (size > fileBytes) throw tooLong(`stored shard ${shard.shardIndex}`, fileBytes, size);
   const plan = readPlan(header, range);
   const leading = plan.withHeader ? SHARD_HEADER_BYTES : 0;
-  // Bytes are fed to the parser at most one piece (header or frame) at a time and released as
-  // soon as that piece verified: the good frames before a corrupt one still reach the reader.
+  // Bytes are fed to the parser at most one piece (header or frame) at a time and released
+  // only once that piece verified: the good frames before a corrupt one still reach the
+  // reader. The verified frames of one read leave as one piece (a view of the read, not a
+  // copy); bytes of a frame that began in an earlier read are held until it completes.
   const held: Buffer[] = [];
   let fed = 0;
-  for await (const bytes of framePieces(source, plan, frameBytes)) {
+  for await (const bytes of framePieces(source, plan, frameBytes, headerBytes)) {
+    let sent = 0; // bytes[0, sent) are released; bytes[sent, verified) verified, not yet released
+    let verified = 0;
+    let fault: { error: unknown } | undefined;
     for (let at = 0; at < bytes.length; ) {
       const pieceEnd = fed < leading ? leading : leading + (Math.floor((fed - leading) / frameBytes) + 1) * frameBytes;
       const take = Math.min(bytes.length - at, pieceEnd - fed);
-      const piece = bytes.subarray(at, at + take);
-      plan.parser.push(piece);
-      held.push(piece);
+      try {
+        plan.parser.push(bytes.subarray(at, at + take));
+      } catch (error) {
+        fault = { error };
+        break;
+      }
       fed += take;
       at += take;
-      if (fed === pieceEnd) for (const verified of held.splice(0)) yield verified;
+      if (fed !== pieceEnd) continue;
+      // A frame that began in earlier reads is complete: its first bytes go out first.
+      for (const earlier of held.splice(0)) yield earlier;
+      verified = at;
     }
+    if (verified > sent) yield verified === bytes.length && sent === 0 ? bytes : bytes.subarray(sent, verified);
+    sent = verified;
+    if (fault !== undefined) throw fault.error;
+    if (sent < bytes.length) held.push(bytes.subarray(sent));
   }
   plan.parser.end();
   assert(fed === plan.end - plan.start && held.length === 0, "every byte of the plan was verified and sent");

@@ -43,11 +43,11 @@ describe("FaultyNode", () => {
     const shard = await contractShard(prng, { objectLength: 5 * 256 });
     await node.writeShard("d1", shard.id, inPieces(shard.file), shard.file.length);
     const checksum = new TesseraError("ERR_SHARD_CHECKSUM", "injected");
-    node.fail({ method: "readShard", nth: 1, afterPieces: 3, error: checksum });
+    node.fail({ method: "readShard", nth: 1, afterPieces: 1, error: checksum });
     const failed = await readOutcome(node.readShard("d1", shard.id));
     expect(failed.code).toBe("ERR_SHARD_CHECKSUM");
-    // The memory node yields the header and then one piece per frame.
-    expect(failed.bytes).toEqual(shard.file.subarray(0, frameOffset(shardLayout(shard.header), 2)));
+    // The memory node yields the header and then the verified frames of each read as one piece.
+    expect(failed.bytes).toEqual(shard.file.subarray(0, frameOffset(shardLayout(shard.header), 0)));
     expect(await readAll(node.readShard("d1", shard.id))).toEqual(shard.file);
 
     const other = await contractShard(prng, { objectLength: 5 * 256 });
