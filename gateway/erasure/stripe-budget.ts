@@ -18,11 +18,12 @@ const MiB = 1024 * 1024;
 
 /**
  * Stripe bytes all requests hold at once. The gateway's own footprint (code, heap, tsx, MD5
- * worker, sockets) is about 150-180 MiB on this 2-core VM; 48 MiB of stripes plus the garbage
- * they leave until V8 collects it keeps the whole under 256 MiB, and is still ten 64 MiB
- * PUTs or twelve GETs at once, more than two cores can feed.
+ * worker, sockets) is about 150-180 MiB on this 2-core VM; 32 MiB of stripes plus the garbage
+ * they leave until V8 collects it (as much again: network reads and frames are fresh buffers)
+ * keeps the whole under 256 MiB, and is still seven 64 MiB PUTs or eight GETs at once in their
+ * data phase, more than two cores can feed (48 MiB peaked at 243 MiB with 16 PUTs and GETs).
  */
-export const STRIPE_BUDGET_BYTES = 48 * MiB;
+export const STRIPE_BUDGET_BYTES = 32 * MiB;
 
 /** Stripes a PUT holds: the one being cut, the one queued for the shard writers, the one they are sending. */
 export const PUT_STRIPES_HELD = 3;
