@@ -13,6 +13,7 @@ import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { assert } from "./assert.js";
 import { readableChunks } from "./readable-chunks.js";
+import { BATCH_ITEM_BYTES_MAX, RecordBatcher, getRecordsOp, putRecordOp, type BatchResultWire } from "./record-batch.js";
 import { TesseraError, isTesseraError, requireArgument } from "./errors.js";
 import { SHARD_HEADER_BYTES } from "./limits.js";
 import {
@@ -113,7 +114,8 @@ export interface HttpNodeClientOptions {
 
 type RequestBody =
   | { readonly kind: "none" }
-  | { readonly kind: "json"; readonly value: unknown }
+  /** `text`, when given, is the JSON already serialized (a batch body). */
+  | { readonly kind: "json"; readonly value: unknown; readonly text?: string }
   | { readonly kind: "stream"; readonly source: CountedBody; readonly declaredBytes: number };
 
 /**
@@ -207,6 +209,8 @@ export class HttpNodeClient implements StorageNode {
   readonly url: string;
   readonly #pool: Pool;
   readonly #secret: ClusterSecret;
+  /** Record reads and writes to this node, sent in batches under load (core/record-batch.ts). */
+  readonly #batcher = new RecordBatcher((body, count) => this.#sendBatch(body, count));
 
   constructor(options: HttpNodeClientOptions) {
     requireArgument(NAME_ID_PATTERN.test(options.nodeId), "nodeId", `must match ${NAME_ID_PATTERN}, got ${JSON.stringify(options.nodeId)}`);
@@ -261,8 +265,11 @@ export class HttpNodeClient implements StorageNode {
   // --- Records --------------------------------------------------------------------------
 
   async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
-    const value = fence === undefined ? { record: recordToWire(record) } : { record: recordToWire(record), fence };
-    const body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value });
+    const wire = recordToWire(record);
+    let body: unknown;
+    const op = fence === undefined ? putRecordOp(diskId, wire) : undefined;
+    if (op !== undefined && op.length <= BATCH_ITEM_BYTES_MAX) body = await this.#batched(op);
+    else body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value: fence === undefined ? { record: wire } : { record: wire, fence } });
     const result = typeof body === "object" && body !== null && "result" in body ? body.result : undefined;
     if (result !== "stored" && result !== "unchanged" && result !== "superseded") throw this.#badResponse("putRecord: result is not stored/unchanged/superseded");
     const olderVersions = typeof body === "object" && body !== null && "olderVersions" in body ? body.olderVersions : undefined;
@@ -271,7 +278,28 @@ export class HttpNodeClient implements StorageNode {
   }
 
   async getRecords(diskId: string, bucket: string, key: string): Promise<ObjectRecord[]> {
-    return recordListFromWire(await this.#json("POST", recordsPath(diskId, "get"), { kind: "json", value: { bucket, key } }), "records");
+    return recordListFromWire(await this.#batched(getRecordsOp(diskId, bucket, key)), "records");
+  }
+
+  /** One record operation through the batcher: its own result, or its own error. */
+  async #batched(op: string): Promise<unknown> {
+    const result = await this.#batcher.submit(op);
+    if ("ok" in result) return result.ok;
+    const { code, message, details } = result.error;
+    const merged = { ...details, nodeId: this.nodeId };
+    throw isErrorCode(code) ? new TesseraError(code, message, merged) : new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId}: batched operation failed: ${code}: ${message}`, merged);
+  }
+
+  async #sendBatch(body: string, count: number): Promise<readonly BatchResultWire[]> {
+    const answer = await this.#json("POST", ROUTES.recordBatch, { kind: "json", value: undefined, text: body });
+    const results = typeof answer === "object" && answer !== null && "results" in answer && Array.isArray(answer.results) ? (answer.results as unknown[]) : undefined;
+    if (results === undefined || results.length !== count) throw this.#badResponse(`batch: expected ${count} results`);
+    return results.map((result, index) => {
+      if (typeof result === "object" && result !== null && "ok" in result) return { ok: result.ok };
+      const error = typeof result === "object" && result !== null && "error" in result ? parseWireError(JSON.stringify(result.error)) : undefined;
+      if (error === undefined || typeof error.code !== "string") throw this.#badResponse(`batch: result ${index} is neither ok nor an error`);
+      return { error: { code: error.code, message: error.message, details: error.details } };
+    });
   }
 
   async deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean> {
@@ -372,7 +400,7 @@ export class HttpNodeClient implements StorageNode {
       return { headers: signRequest(this.#secret, { nodeId: this.nodeId, method, pathAndQuery: path, contentSha256: EMPTY_BODY_SHA256 }), payload: null };
     }
     if (body.kind === "json") {
-      const json = Buffer.from(JSON.stringify(body.value), "utf8");
+      const json = Buffer.from(body.text ?? JSON.stringify(body.value), "utf8");
       const signed = signRequest(this.#secret, { nodeId: this.nodeId, method, pathAndQuery: path, contentSha256: sha256Hex(json) });
       return { headers: { ...signed, "content-type": "application/json" }, payload: json };
     }

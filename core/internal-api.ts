@@ -81,6 +81,8 @@ export const ROUTES = {
   recordDelete: "/v1/disks/:diskId/records/delete",
   recordList: "/v1/disks/:diskId/records/list",
   recordByPlacement: "/v1/disks/:diskId/records/by-placement",
+  /** getRecords and putRecord on any of the node's disks, several at once (core/record-batch.ts). */
+  recordBatch: "/v1/records/batch",
   leaseAcquire: "/v1/disks/:diskId/leases/acquire",
   leaseRelease: "/v1/disks/:diskId/leases/release",
   bucket: "/v1/buckets/:bucket",

@@ -26,6 +26,7 @@ import {
   parseStripeRange,
   placementQueryFromWire,
   shardListQueryFromWire,
+  recordFromWire,
   recordPutFromWire,
   recordKeyFromWire,
   recordToWire,
@@ -35,6 +36,7 @@ import {
 } from "../core/internal-api.js";
 import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, checkBodyHash, type RequestVerifier } from "../core/internal-auth.js";
 import { readableChunks } from "../core/readable-chunks.js";
+import { batchOpsFromWire, type BatchOp, type BatchResultWire } from "../core/record-batch.js";
 import type { ObjectRecord, StorageNode } from "../core/storage-api.js";
 import { NodeMetrics } from "./metrics.js";
 
@@ -387,6 +389,11 @@ export class StorageServer {
       const { record, fence } = recordPutFromWire(request.body);
       return await this.#call(this.#node.putRecord(diskId, record, fence));
     });
+    this.app.post(ROUTES.recordBatch, json, async (request) => {
+      const ops = batchOpsFromWire(request.body);
+      const results = await Promise.all(ops.map((op) => this.#batchOp(op)));
+      return { results };
+    });
     this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
       const { bucket, key } = recordKeyFromWire(request.body);
@@ -411,6 +418,20 @@ export class StorageServer {
       const page = await this.#call(this.#node.listRecordsByPlacement(diskId, placementQueryFromWire(request.body)));
       return { ...page, records: toWire(page.records) };
     });
+  }
+
+  /** One operation of a batch, answered on its own: its failure is only its caller's. */
+  async #batchOp(op: BatchOp): Promise<BatchResultWire> {
+    try {
+      const diskId = parseDiskId(op.diskId);
+      if (op.op === "getRecords") return { ok: { records: (await this.#call(this.#node.getRecords(diskId, op.bucket, op.key))).map(recordToWire) } };
+      return { ok: await this.#call(this.#node.putRecord(diskId, recordFromWire(op.record))) };
+    } catch (error) {
+      if (error instanceof AssertionError) throw error; // a bug: the whole request fails loudly
+      const { body } = toWireError(error);
+      if (body.code === "ERR_INTERNAL") this.#log.error({ err: error, op: op.op }, "batched record operation failed");
+      return { error: body };
+    }
   }
 
   #installLeaseRoutes(): void {

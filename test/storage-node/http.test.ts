@@ -14,12 +14,13 @@ import { isTesseraError } from "../../core/errors.js";
 import type { HttpNodeClient } from "../../core/http-node-client.js";
 import { RECORD_BODY_BYTES_MAX, SHARD_FILE_BYTES_MAX, recordsPath, shardPath } from "../../core/internal-api.js";
 import { AUTH_CLOCK_SKEW_MS_MAX, ClusterSecret, EMPTY_BODY_SHA256, UNSIGNED_STREAMING, sha256Hex, signRequest } from "../../core/internal-auth.js";
-import { SHARD_HEADER_BYTES } from "../../core/limits.js";
+import { OBJECT_KEY_BYTES_MAX, SHARD_HEADER_BYTES } from "../../core/limits.js";
 import { shardLayout } from "../../core/shard-format.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
 import { SHUTDOWN_DEADLINE_MS } from "../../storage-node/main.js";
 import { Prng, seedFromEnv } from "../prng.js";
-import { storageContract } from "../storage-contract.js";
+import { contractRecord, storageContract } from "../storage-contract.js";
+import { BATCH_OPS_MAX } from "../../core/record-batch.js";
 import { makeNodeDirs, makeTempDir, runTessera, startNode, useNodeHarness, type NodeDirs, type NodeProcess } from "./harness.js";
 import { hexId, inPieces, makeShard, readAll, readOutcome, type TestShard } from "./shards.js";
 
@@ -601,5 +602,50 @@ describe("health and metrics", () => {
     expect(text).toContain(`tessera_node_shard_bytes_received_total ${shard.file.length}`);
     expect(text).toMatch(/tessera_node_request_duration_seconds_bucket\{le="[0-9.]+",route="\/v1\/health",method="GET"\}/);
     expect(text).toContain("tessera_node_process_cpu_seconds_total");
+  });
+});
+
+// --- Record batches: many record operations in few requests ----------------------------------
+
+describe("record batches (core/record-batch.ts) against a real node", () => {
+  it("sends concurrent record operations in few requests, each answered on its own", async () => {
+    const node = await startNode(prng);
+    const client = node.client();
+    const bucket = "batch-bucket";
+    await client.putBucket({ name: bucket, created: Date.now() });
+    const records = Array.from({ length: 40 }, (_, index) => contractRecord(prng, { bucket, key: `k${index}` }));
+    const disk = node.dirs.diskIds[0] as string;
+    const replies = await Promise.all(records.map((each) => client.putRecord(disk, each)));
+    expect(replies.every((reply) => reply.result === "stored" && reply.olderVersions === 0)).toBe(true);
+    const outcomes = await Promise.allSettled([
+      ...records.map((each) => client.getRecords(disk, bucket, each.key)),
+      client.getRecords("no-such-disk", bucket, "k0"),
+      client.getRecords(disk, bucket, "k".repeat(OBJECT_KEY_BYTES_MAX + 1)),
+    ]);
+    for (const [index, each] of records.entries()) {
+      const outcome = outcomes[index];
+      expect(outcome?.status === "fulfilled" ? outcome.value : outcome).toEqual([each]);
+    }
+    const [noDisk, badKey] = outcomes.slice(records.length);
+    expect(noDisk?.status === "rejected" && isTesseraError(noDisk.reason, "ERR_NOT_FOUND")).toBe(true);
+    expect(badKey?.status === "rejected" ? badKey.reason : badKey).toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    const text = await client.metrics();
+    const batches = [...text.matchAll(/tessera_node_requests_total\{route="\/v1\/records\/batch",method="POST",status="200"\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+    // 82 operations; at most BATCHES_IN_FLIGHT_MAX go alone before the rest queue behind them.
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(20);
+    await node.stop();
+  });
+
+  it("refuses a malformed batch as a whole with ERR_INVALID_ARGUMENT", async () => {
+    const node = await startNode(prng);
+    for (const value of [{}, { ops: [] }, { ops: [{ op: "deleteEverything", diskId: "a" }] }, { ops: Array.from({ length: BATCH_OPS_MAX + 1 }, () => ({ op: "getRecords", diskId: "a", bucket: "b", key: "k" })) }]) {
+      const body = Buffer.from(JSON.stringify(value));
+      const request: RawRequest = { method: "POST", path: "/v1/records/batch", body };
+      const response = await send(node, { ...request, headers: signedHeaders(node, request) });
+      expect(response.status).toBe(400);
+      expect(response.body.code).toBe("ERR_INVALID_ARGUMENT");
+    }
+    await node.stop();
   });
 });
