@@ -66,16 +66,14 @@ export async function receiveShard(
   // streams and async iterators cost more CPU than the checks themselves.
   // The checker verifies every chunk as its pieces pass, without joining them into frames.
   const parser = new ShardChecker(shardIdentity(shard));
-  const aborted = abortion(signal);
-  aborted.catch(() => undefined);
   const iterator = body[Symbol.asyncIterator]();
+  const pieces = new AbortableNext(iterator, signal);
   let received = 0;
   let lengthChecked = false;
   let ended = false;
   try {
     for (;;) {
-      // A body stalled in its own await must not hold an aborted write: race the abort.
-      const next = await Promise.race([iterator.next(), aborted]);
+      const next = await pieces.next();
       if (next.done === true) break;
       const piece = next.value;
       const bytes = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
@@ -88,10 +86,11 @@ export async function receiveShard(
       }
       // The sink is awaited before the next read, so no write lands after a failure returns.
       await sink(bytes);
-      if (signal?.aborted === true) await aborted;
+      pieces.throwIfAborted();
     }
     ended = true;
   } finally {
+    pieces.dispose();
     if (!ended) void Promise.resolve(iterator.return?.()).catch(() => undefined);
   }
   if (received < declaredBytes) throw truncated("shard body", declaredBytes, received);
@@ -101,14 +100,48 @@ export async function receiveShard(
   return header;
 }
 
-/** Rejects when `signal` aborts (never settles without one). */
-function abortion(signal: AbortSignal | undefined): Promise<never> {
-  return new Promise<never>((_resolve, reject) => {
-    if (signal === undefined) return;
-    const onAbort = (): void => reject(new TesseraError("ERR_NODE_UNAVAILABLE", "shard write aborted", { reason: String(signal.reason) }));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
+/**
+ * `iterator.next()`, rejected as soon as `signal` aborts: a body stalled in its own await
+ * must not hold an aborted write. One abort listener for the whole transfer, so nothing
+ * piles up per piece (a race against one long-lived promise would add a reaction to it
+ * for every piece until the transfer ends).
+ */
+class AbortableNext<T> {
+  readonly #iterator: AsyncIterator<T>;
+  readonly #signal: AbortSignal | undefined;
+  #abortError: TesseraError | undefined;
+  #rejectPending: ((error: unknown) => void) | undefined;
+  readonly #onAbort = (): void => {
+    const signal = this.#signal;
+    assert(signal !== undefined, "only a signal aborts");
+    this.#abortError ??= new TesseraError("ERR_NODE_UNAVAILABLE", "shard write aborted", { reason: String(signal.reason) });
+    this.#rejectPending?.(this.#abortError);
+  };
+
+  constructor(iterator: AsyncIterator<T>, signal: AbortSignal | undefined) {
+    this.#iterator = iterator;
+    this.#signal = signal;
+    if (signal?.aborted === true) this.#onAbort();
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#abortError !== undefined) return Promise.reject(this.#abortError);
+    if (this.#signal === undefined) return this.#iterator.next();
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.#rejectPending = reject;
+      this.#iterator.next().then(resolve, reject);
+    });
+  }
+
+  throwIfAborted(): void {
+    if (this.#abortError !== undefined) throw this.#abortError;
+  }
+
+  dispose(): void {
+    this.#rejectPending = undefined;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
 }
 
 /** Where a shard's bytes are read from: a file, or a buffer in memory. */
