@@ -5,8 +5,7 @@
  * node. Shard bodies stream straight into `writeShard` and out of `readShard`; JSON bodies
  * are bounded by RECORD_BODY_BYTES_MAX and held to their signed hash.
  */
-import type { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { AssertionError, assert } from "../core/assert.js";
@@ -35,10 +34,10 @@ import {
   type WireError,
 } from "../core/internal-api.js";
 import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, checkBodyHash, type RequestVerifier } from "../core/internal-auth.js";
-import { readableChunks } from "../core/readable-chunks.js";
 import { batchOpsFromWire, type BatchOp, type BatchResultWire } from "../core/record-batch.js";
 import type { ObjectRecord, StorageNode } from "../core/storage-api.js";
 import { NodeMetrics } from "./metrics.js";
+import { releaseShardPiece } from "./shard-files.js";
 
 /** Keep-alive of idle connections; above the client's KEEP_ALIVE_TIMEOUT_MS so the client closes first. */
 export const SERVER_KEEP_ALIVE_MS = 65_000;
@@ -121,53 +120,197 @@ function declaredShardBytes(request: FastifyRequest): number {
   return declared;
 }
 
+/** Body bytes queued before the request is paused: a few network reads (64 KiB each). */
+const SHARD_BODY_QUEUED_BYTES_MAX = 256 * 1024;
+
 /**
- * The request body as the node's writeShard reads it. The socket stays open if the node stops
- * reading early (destroyOnReturn: false), so the error response can still reach the client.
+ * The request body as the node's writeShard reads it: each piece as node:http delivered it
+ * (never joined), the request paused while SHARD_BODY_QUEUED_BYTES_MAX wait. One plain
+ * iterator instead of stacked async generators: per 64 KiB piece, each generator layer cost
+ * a promise round trip. A connection lost mid-body, or an end short of Content-Length, is
+ * ERR_INCOMPLETE_BODY. The socket stays open if the node stops reading early (return() does
+ * not destroy it), so the error response can still reach the client.
  */
-async function* shardBody(raw: IncomingMessage, declaredBytes: number, metrics: NodeMetrics): AsyncGenerator<Buffer> {
-  // Chunk by chunk: a Readable's own iterator joins buffered reads into copies.
-  const pieces = readableChunks(raw, { destroyOnReturn: false });
-  let receivedBytes = 0;
-  try {
-    for (;;) {
-      const next = await nextPiece(pieces, receivedBytes, declaredBytes, metrics);
-      if (next.done === true) break;
-      receivedBytes += next.value.length;
-      metrics.shardBytesReceived.inc(next.value.length);
-      yield next.value;
+class ShardBody implements AsyncIterableIterator<Buffer> {
+  readonly #raw: IncomingMessage;
+  readonly #declaredBytes: number;
+  readonly #metrics: NodeMetrics;
+  readonly #queue: Buffer[] = [];
+  #queueHead = 0;
+  #queuedBytes = 0;
+  #receivedBytes = 0;
+  #counted = 0;
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+  #finished = false;
+  #waiter: { resolve: (result: IteratorResult<Buffer>) => void; reject: (error: unknown) => void } | undefined;
+
+  constructor(raw: IncomingMessage, declaredBytes: number, metrics: NodeMetrics) {
+    this.#raw = raw;
+    this.#declaredBytes = declaredBytes;
+    this.#metrics = metrics;
+    // A request cut before its handler ran never emits another event.
+    if (raw.destroyed) this.#failure = { error: new Error("request closed before its end") };
+    raw.on("data", this.#onData);
+    raw.once("end", this.#onEnd);
+    raw.once("error", this.#onError);
+    raw.once("close", this.#onClose);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  readonly #onData = (piece: Buffer): void => {
+    if (this.#waiter !== undefined) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter.resolve(this.#take(piece));
+      return;
     }
-  } finally {
-    await pieces.return(undefined);
+    this.#queue.push(piece);
+    this.#queuedBytes += piece.length;
+    if (this.#queuedBytes >= SHARD_BODY_QUEUED_BYTES_MAX) this.#raw.pause();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#ended = true;
+    this.#settleWaiter();
+  };
+
+  readonly #onError = (error: unknown): void => {
+    this.#failure ??= { error };
+    this.#settleWaiter();
+  };
+
+  /** A request destroyed without an error (the client went away) must not end the body cleanly. */
+  readonly #onClose = (): void => {
+    if (!this.#ended) this.#failure ??= { error: new Error("request closed before its end") };
+    this.#settleWaiter();
+  };
+
+  #settleWaiter(): void {
+    const waiter = this.#waiter;
+    if (waiter === undefined) return;
+    this.#waiter = undefined;
+    try {
+      const result = this.#settled();
+      assert(result !== undefined, "a waiter is settled only at the end or on a fault");
+      waiter.resolve(result);
+    } catch (error) {
+      waiter.reject(error);
+    }
   }
-  // node:http ends a body at Content-Length and errors on an early close; this is the backstop.
-  if (receivedBytes !== declaredBytes) {
-    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body ended after ${receivedBytes} of ${declaredBytes} bytes`, { receivedBytes, declaredBytes });
+
+  #take(piece: Buffer): IteratorResult<Buffer> {
+    this.#receivedBytes += piece.length;
+    return { done: false, value: piece };
+  }
+
+  /** The outcome once nothing is queued: a fault, the end, or undefined (wait for more). */
+  #settled(): IteratorResult<Buffer> | undefined {
+    if (this.#failure !== undefined) {
+      this.#finish();
+      this.#metrics.shardStreamsBroken.inc({ direction: "in" });
+      const { receivedBytes, declaredBytes } = { receivedBytes: this.#receivedBytes, declaredBytes: this.#declaredBytes };
+      throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body broke after ${receivedBytes} of ${declaredBytes} bytes (client went away)`, { receivedBytes, declaredBytes }, { cause: this.#failure.error });
+    }
+    if (!this.#ended) return undefined;
+    this.#finish();
+    // node:http ends a body at Content-Length and errors on an early close; this is the backstop.
+    if (this.#receivedBytes !== this.#declaredBytes) {
+      const { receivedBytes, declaredBytes } = { receivedBytes: this.#receivedBytes, declaredBytes: this.#declaredBytes };
+      throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body ended after ${receivedBytes} of ${declaredBytes} bytes`, { receivedBytes, declaredBytes });
+    }
+    return { done: true, value: undefined };
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    if (this.#finished) return Promise.resolve({ done: true, value: undefined });
+    if (this.#queueHead < this.#queue.length) {
+      const piece = this.#queue[this.#queueHead] as Buffer;
+      this.#queue[this.#queueHead] = EMPTY_PIECE;
+      this.#queueHead += 1;
+      if (this.#queueHead === this.#queue.length) {
+        this.#queue.length = 0;
+        this.#queueHead = 0;
+      }
+      this.#queuedBytes -= piece.length;
+      if (this.#queuedBytes < SHARD_BODY_QUEUED_BYTES_MAX && this.#raw.isPaused()) this.#raw.resume();
+      return Promise.resolve(this.#take(piece));
+    }
+    try {
+      const result = this.#settled();
+      if (result !== undefined) return Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    assert(this.#waiter === undefined, "one next() at a time");
+    return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
+  }
+
+  /** Stops reading: the listeners go; the request is left as it is (the error reply drains it). */
+  return(): Promise<IteratorResult<Buffer>> {
+    this.#finish();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#metrics.shardBytesReceived.inc(this.#receivedBytes - this.#counted);
+    this.#counted = this.#receivedBytes;
+    this.#queue.length = 0;
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    const raw = this.#raw;
+    raw.off("data", this.#onData);
+    raw.off("end", this.#onEnd);
+    raw.off("error", this.#onError);
+    raw.off("close", this.#onClose);
+    // Nobody listens any more: a late error must not become an uncaught 'error' event.
+    if (this.#failure === undefined) raw.on("error", () => undefined);
+    // Paused by us with pieces queued: the error reply's drain resumes it (#replyError).
   }
 }
 
-/** The next piece of a request body; a connection lost mid-body becomes ERR_INCOMPLETE_BODY. */
-async function nextPiece(pieces: AsyncIterator<Buffer>, receivedBytes: number, declaredBytes: number, metrics: NodeMetrics): Promise<IteratorResult<Buffer>> {
-  try {
-    return await pieces.next();
-  } catch (error) {
-    metrics.shardStreamsBroken.inc({ direction: "in" });
-    throw new TesseraError("ERR_INCOMPLETE_BODY", `shard body broke after ${receivedBytes} of ${declaredBytes} bytes (client went away)`, { receivedBytes, declaredBytes }, { cause: error });
-  }
+const EMPTY_PIECE = Buffer.alloc(0);
+
+/** Resolves once `response` can take more (drain) or is gone (close). */
+function writable(response: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      response.off("drain", done);
+      response.off("close", done);
+      resolve();
+    };
+    response.on("drain", done);
+    response.on("close", done);
+  });
 }
 
-/** Serves the rest of a shard whose first piece is already read; counts and logs a break. */
-async function* restOfShard(first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>, metrics: NodeMetrics, log: FastifyBaseLogger): AsyncGenerator<Buffer> {
+/**
+ * Writes a shard whose first piece is already read straight to the socket, piece by piece
+ * with backpressure (no stream in between), and hands each piece back to the file reader's
+ * buffer pool once the socket took it. A fault mid-stream cuts the connection: the headers
+ * are out, so the client sees a broken stream, never a short one that looks complete.
+ */
+async function sendShard(response: ServerResponse, first: IteratorResult<Buffer>, rest: AsyncIterator<Buffer>, metrics: NodeMetrics, log: FastifyBaseLogger): Promise<void> {
   try {
     for (let next = first; next.done !== true; next = await rest.next()) {
-      metrics.shardBytesSent.inc(next.value.length);
-      yield next.value;
+      const piece = next.value;
+      metrics.shardBytesSent.inc(piece.length);
+      const more = response.write(piece, (error) => {
+        if (error === undefined || error === null) releaseShardPiece(piece);
+      });
+      if (!more && !response.destroyed) await writable(response);
+      if (response.destroyed) return; // the client went away; the finally closes the file
     }
+    response.end();
   } catch (error) {
-    // Headers are out: fastify destroys the socket, and the client sees a broken stream.
     metrics.shardStreamsBroken.inc({ direction: "out" });
     log.warn({ err: error }, "shard stream broke mid-response; connection cut");
-    throw error;
+    response.destroy();
   } finally {
     await rest.return?.();
   }
@@ -356,7 +499,7 @@ export class StorageServer {
       scope.put<{ Params: ShardParams }>(ROUTES.shard, { config: { body: "stream" } }, async (request, reply) => {
         const { diskId, shard } = parseShardParams(request.params);
         const declaredBytes = declaredShardBytes(request);
-        await this.#call(this.#node.writeShard(diskId, shard, shardBody(request.raw, declaredBytes, this.metrics), declaredBytes));
+        await this.#call(this.#node.writeShard(diskId, shard, new ShardBody(request.raw, declaredBytes, this.metrics), declaredBytes));
         return reply.code(204).send();
       });
     });
@@ -371,8 +514,13 @@ export class StorageServer {
       const iterator = this.#node.readShard(diskId, shard, range, { signal: abandoned.signal })[Symbol.asyncIterator]();
       // Read the first piece before the headers, so a missing shard is a 404, not a cut stream.
       const first = await this.#call(iterator.next());
-      const body = Readable.from(restOfShard(first, iterator, this.metrics, request.log), { objectMode: false });
-      return reply.code(200).type("application/octet-stream").send(body);
+      // From here the route writes the response itself (fastify's onResponse hooks still run).
+      reply.hijack();
+      const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+      // While closing, every connection ends with its response (as the onSend hook does).
+      if (this.#closing !== undefined) headers.connection = "close";
+      reply.raw.writeHead(200, headers);
+      await sendShard(reply.raw, first, iterator, this.metrics, request.log);
     });
     this.app.delete<{ Params: ShardParams }>(ROUTES.shard, async (request) => {
       const { diskId, shard } = parseShardParams(request.params);
