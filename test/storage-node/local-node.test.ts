@@ -367,6 +367,25 @@ describe("LocalNode full disks", () => {
     await write(opened.node, third);
   });
 
+  it("concurrent record writes share one in-flight check of the disk marker; a later write gets its own", async () => {
+    let probes = 0;
+    const opened = await openNode("shared-probe", {
+      faultInjection: (call) => {
+        if (call.operation === "probe" && call.diskId === "d1") probes++;
+        return undefined;
+      },
+    });
+    await opened.node.putBucket({ name: "probe", created: 1 });
+    const before = probes;
+    const replies = await Promise.all(Array.from({ length: 16 }, (_, index) => opened.node.putRecord("d1", contractRecord(prng, { bucket: "probe", key: `k${index}` }))));
+    expect(replies.every((reply) => reply.result === "stored")).toBe(true);
+    const shared = probes - before;
+    expect(shared).toBeGreaterThanOrEqual(1);
+    expect(shared).toBeLessThan(16);
+    await opened.node.putRecord("d1", contractRecord(prng, { bucket: "probe", key: "later" }));
+    expect(probes - before).toBe(shared + 1);
+  });
+
   it("counts concurrent writes against the capacity before they land", async () => {
     const opened = await openNode("capacity-race", { capacityBytes: 5000 });
     const shards = await Promise.all(Array.from({ length: 8 }, () => contractShard(prng, { objectLength: 16 * 256 })));
