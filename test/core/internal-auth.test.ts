@@ -68,6 +68,12 @@ describe("internal auth", () => {
     expect(reasonOf(() => verifier().verify("GET", "/v1/health", edge))).toBe("accepted");
   });
 
+  it("draws a distinct 128-bit nonce for every request, across refills of the random pool", () => {
+    const nonces = Array.from({ length: 1000 }, () => signRequest(secret, { nodeId: "n1", method: "GET", pathAndQuery: "/v1/health", contentSha256: EMPTY_BODY_SHA256 }, NOW)[AUTH_HEADERS.nonce]);
+    expect(nonces.every((nonce) => /^[0-9a-f]{32}$/.test(nonce ?? ""))).toBe(true);
+    expect(new Set(nonces).size).toBe(1000);
+  });
+
   it("refuses a replayed nonce for as long as its date is acceptable, then forgets it", () => {
     const nonces = new NonceCache();
     const headers = signRequest(secret, request, NOW);
