@@ -107,5 +107,5 @@ export const stripeBudget = new StripeBudget(STRIPE_BUDGET_BYTES);
 
 /** The bytes of `stripes` stripe sets (k data chunks and m parity chunks) of `blockBytes` stripes. */
 export function stripeSetBytes(blockBytes: number, k: number, m: number, stripes: number): number {
-  return (stripes * blockBytes * (k + m)) / k;
+  return Math.ceil((stripes * blockBytes * (k + m)) / k);
 }

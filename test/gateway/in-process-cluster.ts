@@ -71,7 +71,7 @@ export async function startInProcessCluster(options: { nodes?: number; k?: numbe
     credentials: [{ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }],
     region: REGION,
     baseDomains: ["localhost"],
-    logger: pino({ level: "silent" }),
+    logger: pino({ level: process.env.DEBUG_GATEWAY === "1" ? "error" : "silent" }),
   });
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });
   const endpoint = `http://127.0.0.1:${(gateway.app.server.address() as AddressInfo).port}`;
