@@ -6,7 +6,7 @@
  * Big-endian fields make the hex string compare in time order, so "newest wins" is a
  * string comparison on every node, with no clock service.
  */
-import { randomBytes } from "node:crypto";
+import { randomPooled } from "../core/random-pool.js";
 import { assert } from "../core/assert.js";
 import { VERSION_ID_BYTES } from "../core/limits.js";
 
@@ -50,7 +50,7 @@ export class HybridClock {
 
   /** A new version id, newer than any this clock has issued or observed. */
   nextVersionId(): string {
-    return encodeVersionId(this.tick(), randomBytes(VERSION_ID_BYTES - 8));
+    return encodeVersionId(this.tick(), randomPooled(VERSION_ID_BYTES - 8));
   }
 }
 

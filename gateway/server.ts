@@ -4,7 +4,7 @@
  * failure is rendered from the one S3 error table. Bodies are never parsed by fastify: the
  * handlers stream them through the payload checks into the erasure encoder.
  */
-import { randomBytes } from "node:crypto";
+import { randomHex } from "../core/random-pool.js";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { TesseraError } from "../core/errors.js";
@@ -132,7 +132,7 @@ interface Pipeline {
 }
 
 async function handle(request: FastifyRequest, reply: FastifyReply, pipeline: Pipeline): Promise<void> {
-  const requestId = randomBytes(REQUEST_ID_BYTES).toString("hex").toUpperCase();
+  const requestId = randomHex(REQUEST_ID_BYTES).toUpperCase();
   const url = request.raw.url ?? "/";
   const questionMark = url.indexOf("?");
   const path = questionMark === -1 ? url : url.slice(0, questionMark);
