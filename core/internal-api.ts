@@ -71,7 +71,6 @@ export { SHARD_FILE_BYTES_MAX };
 /** S3 bucket naming (3..63 of a-z 0-9 . -, alphanumeric at both ends): always one safe path segment. */
 export const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const DECIMAL_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
-const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export const ROUTES = {
   shard: "/v1/disks/:diskId/shards/:objectId/:versionId/:partNumber/:shardIndex",
@@ -277,11 +276,17 @@ class Fields {
     return value.map((item: unknown, index) => each(item, `${this.#at(name)}[${index}]`));
   }
 
-  /** Buffers travel as base64 (strict: a lenient decoder would silently drop bad characters). */
+  /**
+   * Buffers travel as base64, strictly: Node's decoder silently drops bad characters, so the
+   * decoded bytes must encode back to exactly the text (canonical padded base64, nothing
+   * else). Both directions run natively; a regular expression over every inline record was
+   * 2.5% of the gateway's CPU on 4 KiB GETs.
+   */
   base64(name: string): Buffer {
     const value = this.string(name);
-    if (!BASE64_PATTERN.test(value)) throw invalid(this.#at(name), "must be base64");
-    return Buffer.from(value, "base64");
+    const bytes = Buffer.from(value, "base64");
+    if (bytes.toString("base64") !== value) throw invalid(this.#at(name), "must be base64");
+    return bytes;
   }
 }
 

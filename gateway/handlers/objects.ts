@@ -192,6 +192,15 @@ async function getObject(context: RequestContext, endpoint: EndpointOf<"GetObjec
   setObjectHeaders(context, record, range === undefined);
   for (const [name, value] of Object.entries(endpoint.responseOverrides)) if (value !== undefined) context.reply.header(name, value);
   sizeHeaders(context, range, record.size, partsCount);
+  const status = range === undefined ? 200 : 206;
+  if (first.done === true || first.value.length === end - start) {
+    // The whole answer is at hand (an empty or small object): one Buffer goes out with the
+    // headers in one socket write, instead of a stream's headers and pieces in several. The
+    // decoder is closed once the response is done with its bytes (they may be its buffer).
+    context.reply.raw.once("close", () => void bytes.return(undefined).catch(() => undefined));
+    await context.reply.code(status).send(first.done === true ? Buffer.alloc(0) : first.value);
+    return;
+  }
   async function* rest(): AsyncGenerator<Buffer> {
     if (first.done !== true) yield first.value;
     yield* bytes;
@@ -200,5 +209,5 @@ async function getObject(context: RequestContext, endpoint: EndpointOf<"GetObjec
   // A response cut before rest() started (the client went away) never returns `bytes`
   // through it: its decoder would keep its shard readers and its stripe budget share.
   stream.once("close", () => void bytes.return(undefined).catch(() => undefined));
-  await context.reply.code(range === undefined ? 200 : 206).send(stream);
+  await context.reply.code(status).send(stream);
 }
