@@ -52,6 +52,15 @@ function contextFor(k: number, m: number): ReedSolomon.ReedSolomonContext {
   return context;
 }
 
+/**
+ * Memory for reconstruct to reuse from one stripe to the next (createScratch): the layout the
+ * addon needs, one stripe of k data chunks and m parity chunks of one chunk size.
+ */
+export interface ReconstructScratch {
+  readonly stripe: Buffer;
+  readonly parity: Buffer;
+}
+
 export class ErasureCodec {
   readonly k: number;
   readonly m: number;
@@ -111,17 +120,30 @@ export class ErasureCodec {
   }
 
   /**
+   * Scratch memory for reconstructing chunks of `chunkBytes` (1.5 stripes at 4+2), to pass to
+   * every reconstruct of one reader instead of allocating it anew per stripe.
+   */
+  createScratch(chunkBytes: number): ReconstructScratch {
+    requireArgument(Number.isSafeInteger(chunkBytes), "chunkBytes", `expected an integer, got ${describeValue(chunkBytes)}`);
+    requireChunkBytes(chunkBytes, "chunkBytes");
+    return { stripe: Buffer.allocUnsafe(this.k * chunkBytes), parity: Buffer.allocUnsafe(this.m * chunkBytes) };
+  }
+
+  /**
    * The chunks at the indexes `want` (default: all k+m, in order), computing those missing
    * from the others. `chunks` has k+m entries, undefined where a chunk is lost; at most m may
    * be lost. Present chunks are returned as given (not copied); computed ones are views into
-   * one new scratch buffer. `chunks` itself is never modified.
+   * one new scratch buffer, or into `scratch` (createScratch, same chunk size) when given:
+   * then they are valid only until that scratch is used again, and one scratch must not serve
+   * two reconstructs at once. `chunks` itself is never modified.
    */
-  async reconstruct(chunks: readonly (Buffer | undefined)[], want?: readonly number[]): Promise<Buffer[]> {
+  async reconstruct(chunks: readonly (Buffer | undefined)[], want?: readonly number[], scratch?: ReconstructScratch): Promise<Buffer[]> {
     const chunkBytes = this.#requireChunkSet(chunks);
     const wanted = want === undefined ? indexesBelow(this.shardCount) : this.#requireWant(want);
     const targets = wanted.filter((index) => chunks[index] === undefined);
     if (targets.length === 0) return wanted.map((index) => presentChunk(chunks, index));
     assert(this.#context !== undefined, "m >= 1 when a chunk is missing and accepted");
+    if (scratch !== undefined) this.#requireScratch(scratch, chunkBytes, chunks);
 
     // The addon needs exactly the layout of a stripe: data chunks contiguous, parity
     // contiguous. k sources suffice; taking the first k present prefers data chunks, which
@@ -129,8 +151,8 @@ export class ErasureCodec {
     const sources = indexesBelow(this.shardCount)
       .filter((index) => chunks[index] !== undefined)
       .slice(0, this.k);
-    const stripe = Buffer.allocUnsafe(this.k * chunkBytes);
-    const parity = Buffer.allocUnsafe(this.m * chunkBytes);
+    const stripe = scratch?.stripe ?? Buffer.allocUnsafe(this.k * chunkBytes);
+    const parity = scratch?.parity ?? Buffer.allocUnsafe(this.m * chunkBytes);
     const view = (index: number): Buffer =>
       index < this.k ? chunkView(stripe, index, chunkBytes) : chunkView(parity, index - this.k, chunkBytes);
     for (const index of sources) presentChunk(chunks, index).copy(view(index));
@@ -165,6 +187,21 @@ export class ErasureCodec {
       `expected at most k * ${CODEC_CHUNK_BYTES_MAX} = ${stripeBytesMax} bytes, got ${stripe.length}`,
     );
     return stripe.length / this.k;
+  }
+
+  /** A scratch of createScratch's layout for `chunkBytes`, sharing no memory with the chunks. */
+  #requireScratch(scratch: ReconstructScratch, chunkBytes: number, chunks: readonly (Buffer | undefined)[]): void {
+    requireArgument(typeof scratch === "object" && scratch !== null && Buffer.isBuffer(scratch.stripe) && Buffer.isBuffer(scratch.parity), "scratch", `expected {stripe, parity} Buffers, got ${describeValue(scratch)}`);
+    requireArgument(
+      scratch.stripe.length === this.k * chunkBytes && scratch.parity.length === this.m * chunkBytes,
+      "scratch",
+      `expected k * ${chunkBytes} and m * ${chunkBytes} bytes (createScratch(${chunkBytes})), got ${scratch.stripe.length} and ${scratch.parity.length}`,
+    );
+    requireArgument(
+      chunks.every((chunk) => chunk === undefined || (!overlaps(chunk, scratch.stripe) && !overlaps(chunk, scratch.parity))),
+      "scratch",
+      "must not overlap the chunks (a chunk computed into it is valid only until its next use)",
+    );
   }
 
   /** Validates the k+m chunks given to reconstruct and returns their common size. */

@@ -6,7 +6,7 @@
  * as a share of the gateway's stripe budget for large reads.
  */
 import { assert } from "../../core/assert.js";
-import { ErasureCodec } from "../../core/codec.js";
+import { ErasureCodec, type ReconstructScratch } from "../../core/codec.js";
 import { TesseraError } from "../../core/errors.js";
 import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { readFrames, type VerifiedChunk } from "../../core/shard-stream.js";
@@ -29,6 +29,12 @@ export interface DecodeOptions {
   readonly onShardFailure?: (shardIndex: number, error: unknown) => void;
   /** Shards known to be unusable before the read starts (node down): never tried. */
   readonly skipShards?: ReadonlySet<number>;
+  /**
+   * Shards believed unusable (the failure detector holds their node suspect or down): tried
+   * only when every other shard failed, so a wrongly suspected node still serves a read that
+   * needs it.
+   */
+  readonly deferShards?: ReadonlySet<number>;
   readonly chunkTimeoutMs?: number;
 }
 
@@ -50,11 +56,21 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
   const share = Math.min(GET_STRIPES_HELD * params.blockBytes, (lastStripe - firstStripe + 1) * params.blockBytes);
   const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
   const decoder = new StripeReaders(params, source, lastStripe, options);
+  const dataIndexes = indexes(params.k);
+  // Degraded stripes are rebuilt in one scratch for the whole read (1.5 stripes at 4+2,
+  // instead of a fresh one per stripe); only the rebuilt chunks leave it, copied, since
+  // what this yields may be held by the consumer (a socket's write queue) past the next stripe.
+  let scratch: ReconstructScratch | undefined;
   try {
     for (let stripe = firstStripe; stripe <= lastStripe; stripe++) {
       const chunks = await decoder.readStripe(stripe);
-      const data = chunks.slice(0, params.k).some((chunk) => chunk === undefined) ? await codec.reconstruct(chunks, indexes(params.k)) : (chunks.slice(0, params.k) as Buffer[]);
-      yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
+      let data = chunks.slice(0, params.k);
+      if (data.some((chunk) => chunk === undefined)) {
+        scratch ??= codec.createScratch(layout.chunkBytes);
+        const rebuilt = await codec.reconstruct(chunks, dataIndexes, scratch);
+        data = data.map((chunk, index) => chunk ?? copyOf(rebuilt[index] as Buffer));
+      }
+      yield* sliceStripe(data as Buffer[], stripe * params.blockBytes, layout.chunkBytes, start, end);
     }
   } finally {
     decoder.close();
@@ -71,6 +87,12 @@ function* sliceStripe(data: readonly Buffer[], stripeStart: number, chunkBytes: 
   }
 }
 
+function copyOf(chunk: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(chunk.length);
+  chunk.copy(copy);
+  return copy;
+}
+
 function indexes(count: number): number[] {
   return Array.from({ length: count }, (_, index) => index);
 }
@@ -85,7 +107,7 @@ export class StripeReaders {
   readonly #lastStripe: number;
   readonly #options: DecodeOptions;
   #active: Reader[] = [];
-  /** Shard indexes not yet tried, data first, then parity. */
+  /** Shard indexes not yet tried, data first, then parity, deferred ones last. */
   readonly #untried: number[];
 
   constructor(params: EncodeParams, source: ShardSource, lastStripe: number, options: DecodeOptions) {
@@ -93,7 +115,9 @@ export class StripeReaders {
     this.#source = source;
     this.#lastStripe = lastStripe;
     this.#options = options;
-    this.#untried = indexes(params.k + params.m).filter((index) => options.skipShards?.has(index) !== true);
+    const usable = indexes(params.k + params.m).filter((index) => options.skipShards?.has(index) !== true);
+    const deferred = (index: number): boolean => options.deferShards?.has(index) === true;
+    this.#untried = [...usable.filter((index) => !deferred(index)), ...usable.filter(deferred)];
   }
 
   /** The chunks of `stripe`, k + m entries, at least k of them present. */
