@@ -91,6 +91,8 @@ async function serve(config: GatewayConfig, healing: HealerSettings, logger: Log
       mapFile: config.mapFile,
       connect: (node) => new HttpNodeClient({ nodeId: node.id, url: node.url, secret: config.secret }),
     });
+    // GETs ask the detector's suspect and down nodes last (a hung node no longer costs each GET a timeout).
+    gateway.store.useHealth(healer.healer.detector);
     await gateway.app.listen({ host: config.host, port: config.port });
     const { url, port } = listeningAddress(gateway, config.host);
     const { k, m } = config.map.ec;

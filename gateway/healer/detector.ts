@@ -213,6 +213,16 @@ export class FailureDetector {
     return disk !== undefined && (disk.state === "ok" || disk.state === "full");
   }
 
+  /**
+   * The read path's view (ObjectStore.useHealth): true while the disk's node is suspect or
+   * down, or the disk failed. Unlike `readable`, a node not yet probed is not held unusable.
+   */
+  unusable(nodeId: string, diskId: string): boolean {
+    const track = this.#nodes.get(nodeId);
+    if (track === undefined) return false;
+    return track.state !== "ok" || track.disks.get(diskId)?.state === "failed";
+  }
+
   /** Disks whose shards must be rebuilt elsewhere: every disk of a down node, and failed disks. */
   outDisks(): Set<string> {
     const out = new Set<string>();

@@ -10,7 +10,7 @@ import type { ObjectRecord, PartRecord, ShardId, StripeRange } from "../../core/
 import { decodeRange, type DecodeOptions, type ShardSource } from "../erasure/decode.js";
 import type { EncodeParams } from "../erasure/encode.js";
 import type { Cluster } from "./cluster.js";
-import type { ResolvedVersion } from "./versions.js";
+import type { AvoidDisk, ResolvedVersion } from "./versions.js";
 
 export function encodeParamsOf(record: ObjectRecord, partNumber = 0, versionId = record.versionId, length = record.size, blockBytes = record.ec.blockBytes): EncodeParams {
   return {
@@ -28,6 +28,8 @@ export function encodeParamsOf(record: ObjectRecord, partNumber = 0, versionId =
 export interface ReadObjectOptions {
   /** A shard failed during the read: queue the object for repair. */
   readonly onShardFailure?: (shardIndex: number, error: unknown) => void;
+  /** Disks the failure detector holds unusable (node suspect or down): their shards are read last. */
+  readonly avoid?: AvoidDisk;
 }
 
 /** The bytes [start, end) of the resolved version, plain or multipart. */
@@ -35,7 +37,11 @@ export function readObject(cluster: Cluster, resolved: ResolvedVersion, start: n
   const { record } = resolved;
   if (record.deleteMarker) throw new TesseraError("ERR_NOT_FOUND", "the newest version is a delete marker");
   assert(start >= 0 && start <= end && end <= record.size, "the range lies within the object");
-  const decodeOptions: DecodeOptions = { skipShards: unansweredShards(resolved), ...(options.onShardFailure === undefined ? {} : { onShardFailure: options.onShardFailure }) };
+  const decodeOptions: DecodeOptions = {
+    skipShards: unansweredShards(resolved),
+    ...(options.avoid === undefined ? {} : { deferShards: avoidedShards(record, options.avoid) }),
+    ...(options.onShardFailure === undefined ? {} : { onShardFailure: options.onShardFailure }),
+  };
   if (record.parts.length > 0) return readParts(cluster, record, start, end, decodeOptions);
   const params = encodeParamsOf(record);
   const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
@@ -50,6 +56,13 @@ function unansweredShards(resolved: ResolvedVersion): Set<number> {
     if (!resolved.answered.has(`${location.nodeId}/${location.diskId}`)) skip.add(location.shardIndex);
   }
   return skip;
+}
+
+/** Shards on disks to avoid: read only if the others cannot give k (decode.ts, deferShards). */
+function avoidedShards(record: ObjectRecord, avoid: AvoidDisk): Set<number> {
+  const avoided = new Set<number>();
+  for (const location of record.placement) if (avoid(location)) avoided.add(location.shardIndex);
+  return avoided;
 }
 
 /** Where each part starts in the object: offsets[i] is the first byte of parts[i]. */

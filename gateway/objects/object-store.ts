@@ -12,7 +12,7 @@ import { readObject, type ReadObjectOptions } from "./get-object.js";
 import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
 import { MultipartUploads } from "./multipart.js";
 import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
-import { readRecords, resolveFromQuorum, resolveNewest, withTimeout, type ResolvedVersion } from "./versions.js";
+import { readRecords, resolveFromQuorum, resolveNewest, withTimeout, type AvoidDisk, type ResolvedVersion } from "./versions.js";
 
 /** How long a bucket operation waits for each node. */
 export const BUCKET_OP_TIMEOUT_MS = 5_000;
@@ -39,6 +39,14 @@ export interface ObjectStoreOptions {
   readonly clock?: HybridClock;
   /** Called with errors of background work (garbage collection) that nobody awaits. */
   readonly onBackgroundError?: (error: unknown, what: string) => void;
+  /** The failure detector's view (also settable later: useHealth): reads ask its suspects last. */
+  readonly health?: NodeHealthView;
+}
+
+/** What the failure detector (gateway/healer/detector.ts) believes of a disk now. */
+export interface NodeHealthView {
+  /** True when the disk's node is suspect or down, or the disk failed. */
+  unusable(nodeId: string, diskId: string): boolean;
 }
 
 export class ObjectStore {
@@ -49,6 +57,7 @@ export class ObjectStore {
   readonly #background = new Set<Promise<void>>();
   /** Bucket name → when it was last seen to exist (BUCKET_SEEN_TTL_MS). */
   readonly #bucketsSeen = new Map<string, number>();
+  #avoid: AvoidDisk | undefined;
   /** Multipart uploads of this store's objects (gateway/objects/multipart.ts). */
   readonly uploads: MultipartUploads;
 
@@ -57,6 +66,7 @@ export class ObjectStore {
     this.#repairs = options.repairs;
     this.#clock = options.clock ?? new HybridClock();
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
+    if (options.health !== undefined) this.useHealth(options.health);
     this.uploads = new MultipartUploads({
       cluster: this.#cluster,
       clock: this.#clock,
@@ -69,6 +79,11 @@ export class ObjectStore {
 
   get cluster(): Cluster {
     return this.#cluster;
+  }
+
+  /** Reads consult `health` from now on (the healer starts after the store is made). */
+  useHealth(health: NodeHealthView): void {
+    this.#avoid = (location) => health.unusable(location.nodeId, location.diskId);
   }
 
   // --- Buckets: a record on every node; created at a majority, seen if any node has it.
@@ -168,7 +183,7 @@ export class ObjectStore {
   async resolve(bucket: string, key: string): Promise<ResolvedVersion> {
     const placement = this.#cluster.place(bucket, key);
     const { k, m } = this.#cluster.map.ec;
-    const { reads, resolved } = await resolveFromQuorum(this.#cluster, bucket, key, placement.locations, writeQuorum(k, m));
+    const { reads, resolved } = await resolveFromQuorum(this.#cluster, bucket, key, placement.locations, writeQuorum(k, m), this.#avoid);
     if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
     if (resolved !== undefined) this.#clock.observe(decodeVersionId(resolved.record.versionId));
     if (resolved === undefined || resolved.record.deleteMarker) {
@@ -182,7 +197,7 @@ export class ObjectStore {
 
   read(resolved: ResolvedVersion, start: number, end: number): AsyncGenerator<Buffer> {
     const { bucket, key } = resolved.record;
-    const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`) };
+    const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`), ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }) };
     const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
     if (resolved.partial === true && inline) return this.#readInline(resolved, start, end, options);
     return readObject(this.#cluster, resolved, start, end, options);

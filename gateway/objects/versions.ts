@@ -16,6 +16,14 @@ import type { Cluster } from "./cluster.js";
  */
 export const RECORD_READ_TIMEOUT_MS = 5_000;
 
+/**
+ * True for a disk the failure detector holds unusable now (its node suspect or down, or the
+ * disk failed): reads ask the other disks first and this one only when they cannot do without
+ * it, so a hung node costs a GET nothing once detected, and a wrongly suspected one is still
+ * asked when needed.
+ */
+export type AvoidDisk = (location: Pick<ShardLocation, "nodeId" | "diskId">) => boolean;
+
 export interface RecordRead {
   readonly location: ShardLocation;
   /** Undefined when the node did not answer (down, timeout, disk failed). */
@@ -110,13 +118,18 @@ export function readQuorum(k: number, m: number, quorum: number): number {
  * would have a record on one of the disks asked. Nothing found is not decided there: after a
  * map change the first disks may be new ones, with the key's records still on the others.
  * Throws as resolveNewest does once every disk was asked.
+ *
+ * Disks to `avoid` (the failure detector's suspects) go last: any read quorum of disks decides
+ * as well as another, so one made of the others costs a known-hung node nothing; they are
+ * asked only when the others do not make a quorum or cannot decide.
  */
-export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[], writeQuorum: number): Promise<{ reads: RecordRead[]; resolved: ResolvedVersion | undefined }> {
+export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[], writeQuorum: number, avoid?: AvoidDisk): Promise<{ reads: RecordRead[]; resolved: ResolvedVersion | undefined }> {
   const { k, m } = cluster.map.ec;
   const byIndex = [...locations].sort((a, b) => a.shardIndex - b.shardIndex);
-  const first = byIndex.slice(0, readQuorum(k, m, writeQuorum));
+  const ordered = avoid === undefined ? byIndex : [...byIndex.filter((location) => !avoid(location)), ...byIndex.filter((location) => avoid(location))];
+  const first = ordered.slice(0, readQuorum(k, m, writeQuorum));
   if (first.length < locations.length) {
-    const reads = await readRecords(cluster, bucket, key, first, [], byIndex.slice(first.length));
+    const reads = await readRecords(cluster, bucket, key, first, [], ordered.slice(first.length));
     if (reads.every((read) => read.records !== undefined)) {
       const decided = decideFromQuorum(reads, writeQuorum);
       if (decided !== undefined) {
