@@ -16,11 +16,15 @@ if (directory !== undefined && directory !== "") {
   session.post("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
   session.post("Profiler.start");
   let written = false;
-  process.on("exit", () => {
+  const write = () => {
     if (written) return;
     written = true;
     session.post("Profiler.stop", (error, result) => {
       if (error === null && result !== undefined) writeFileSync(`${directory}/CPU.${process.pid}.cpuprofile`, JSON.stringify(result.profile));
     });
-  });
+  };
+  process.on("exit", write);
+  // bench/profile.ts asks for the profile with SIGUSR2 before it stops the process: a process
+  // that does not exit on its own (killed at the stop deadline) would write none.
+  process.on("SIGUSR2", write);
 }
