@@ -61,6 +61,13 @@ describe("bench pieces", () => {
     expect(bound({ ...inputs, ceilings: { ...ceilings, diskWriteMBps: one(300) } }, "PUT", 64 * MiB).by).toBe("disk");
   });
 
+  it("model bounds of 4 KiB objects: a PUT is 1 + k + m round trips, a GET 1 + k", () => {
+    const perSecond = (operation: "PUT" | "GET") => (bound(inputs, operation, 4096).megabytesPerSecond * 1e6) / 4096;
+    const trip = inputs.ceilings.smallRequestCpuSeconds.median;
+    expect(perSecond("PUT")).toBeCloseTo(inputs.cores / ((1 + inputs.k + inputs.m) * trip), 6);
+    expect(perSecond("GET")).toBeCloseTo(inputs.cores / ((1 + inputs.k) * trip), 6);
+  });
+
   it("a results document renders to markdown and SVG", () => {
     const run = { bytes: 64 * MiB * 4, operations: 4, seconds: 2, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1, n1: 0.5, client: 0.1 } };
     const cell = summarize("tessera", { operation: "PUT", size: 64 * MiB, concurrency: 4, condition: "healthy" }, [run, run, run]);
