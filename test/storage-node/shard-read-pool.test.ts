@@ -1,13 +1,16 @@
 /**
- * The recycled read buffers of shard-files.ts: a piece handed back with releaseShardPiece
+ * The recycled buffers of shard-files.ts. Reads: a piece handed back with releaseShardPiece
  * serves a later read, and nothing else ever does (a piece kept, a part of a piece, a second
- * release). Then the same through the node's GET route, which hands pieces back once the
- * socket took them: concurrent large reads, a corrupt frame mid-stream, a client that leaves.
+ * release). Writes: uploads copy their pieces into pooled batch buffers. Then reads through
+ * the node's GET route, which hands pieces back once the socket took them: concurrent large
+ * reads, a corrupt frame mid-stream, a client that leaves.
  * Shards here use the default 1 MiB stripe (256 KiB chunks), so reads are pooled.
  */
-import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SHARD_HEADER_BYTES } from "../../core/limits.js";
 import { frameOffset, shardLayout } from "../../core/shard-format.js";
@@ -19,6 +22,8 @@ import { startNode, useNodeHarness } from "./harness.js";
 import { inPieces, makeShard, readOutcome, type TestShard } from "./shards.js";
 
 const MiB = 1024 * 1024;
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 const BLOCK_BYTES = MiB;
 const seed = seedFromEnv(0x5eed_0417);
 console.log(`shard-read-pool.test seed ${seed} (replay with TEST_SEED=${seed})`);
@@ -137,6 +142,58 @@ describe("recycled read buffers", () => {
     const range = await readOutcome(node.readShard("d1", shard.id, { firstStripe: 7, stripeCount: 5 }));
     expect(range.error).toBeUndefined();
     expect(range.bytes.equals(shard.file.subarray(frameOffset(layout, 7), frameOffset(layout, 12)))).toBe(true);
+  });
+});
+
+describe("recycled write buffers", () => {
+  it("concurrent large uploads land byte for byte; a corrupt frame mid-upload commits nothing, and the next upload is whole", async () => {
+    const { node, root } = await openNode();
+    const shards = await Promise.all([9, 5, 12, 7].map((stripes) => makeShard(prng, { objectLength: stripes * BLOCK_BYTES - 3, blockBytes: BLOCK_BYTES })));
+    // Odd piece sizes, so pieces straddle the 1 MiB batches.
+    await Promise.all(shards.map((shard, at) => node.writeShard("d1", shard.id, inPieces(shard.file, 40_000 + at * 7_777), shard.file.length)));
+    for (const shard of shards) expect((await readFile(fileOf(root, shard.id))).equals(shard.file)).toBe(true);
+
+    const bad = await makeShard(prng, { objectLength: 10 * BLOCK_BYTES, blockBytes: BLOCK_BYTES });
+    const corrupt = Buffer.from(bad.file);
+    const layout = shardLayout(bad.header);
+    corrupt[frameOffset(layout, 7) + 12] = (corrupt[frameOffset(layout, 7) + 12] ?? 0) ^ 1;
+    const failed = await node.writeShard("d1", bad.id, inPieces(corrupt, 65_536), corrupt.length).then(
+      () => "resolved",
+      (error: unknown) => (error as { code?: unknown }).code,
+    );
+    expect(failed).toBe("ERR_SHARD_CHECKSUM");
+    expect((await readOutcome(node.readShard("d1", bad.id))).error).toMatchObject({ code: "ERR_NOT_FOUND" });
+    expect(await readdir(path.join(root, "d1", "tmp"))).toEqual([]);
+    // The pieces of an upload in flight are copied, not held until their batch is written.
+    const slow = await makeShard(prng, { objectLength: 4 * BLOCK_BYTES, blockBytes: BLOCK_BYTES });
+    const sent: WeakRef<Buffer>[] = [];
+    let resume: () => void = () => undefined;
+    let paused: () => void = () => undefined;
+    const atPause = new Promise<void>((resolve) => (paused = resolve));
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < slow.file.length; at += 32_768) {
+        if (sent.length === 20) {
+          paused();
+          await new Promise<void>((resolve) => (resume = resolve));
+        }
+        const piece = Buffer.from(slow.file.subarray(at, at + 32_768));
+        sent.push(new WeakRef(piece));
+        yield piece;
+      }
+    }
+    const writing = node.writeShard("d1", slow.id, body(), slow.file.length);
+    await atPause;
+    for (let round = 0; round < 3; round++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sent.slice(0, -2).filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+    resume();
+    await writing;
+    expect((await readFile(fileOf(root, slow.id))).equals(slow.file)).toBe(true);
+    // The buffer that held the failed upload's bytes serves the next one cleanly.
+    await node.writeShard("d1", bad.id, inPieces(bad.file, 65_536), bad.file.length);
+    expect((await readFile(fileOf(root, bad.id))).equals(bad.file)).toBe(true);
   });
 });
 
