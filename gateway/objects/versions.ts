@@ -15,6 +15,15 @@ import type { Cluster } from "./cluster.js";
  * that needs longer is treated as down for this request rather than stalling the client.
  */
 export const RECORD_READ_TIMEOUT_MS = 5_000;
+/**
+ * How long a GET waits for the read quorum's records before it also asks the other disks of
+ * the placement. A node that hung (SIGSTOP, a stuck disk) answers nothing until
+ * RECORD_READ_TIMEOUT_MS, and the failure detector needs seconds to call it suspect: until
+ * then every GET asking it would wait the full timeout. With the others asked after this
+ * delay, the version is decided without the silent disk whenever it can be (resolveNewest
+ * treats it as not answering, as it would after the timeout); otherwise the GET still waits.
+ */
+export const RECORD_HEDGE_MS = 500;
 
 /**
  * True for a disk the failure detector holds unusable now (its node suspect or down, or the
@@ -83,18 +92,45 @@ export async function readRecords(
 }
 
 async function readRecordsAt(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[]): Promise<RecordRead[]> {
-  return Promise.all(
-    locations.map(async (location): Promise<RecordRead> => {
-      const node = cluster.node(location.nodeId);
-      if (node === undefined) return { location, error: new Error(`unknown node ${location.nodeId}`) };
-      try {
-        const records = await withTimeout(node.getRecords(location.diskId, bucket, key), RECORD_READ_TIMEOUT_MS, `node ${location.nodeId}`);
-        return { location, records };
-      } catch (error) {
-        return { location, error };
-      }
-    }),
-  );
+  return Promise.all(locations.map((location) => readRecordAt(cluster, bucket, key, location)));
+}
+
+async function readRecordAt(cluster: Cluster, bucket: string, key: string, location: ShardLocation): Promise<RecordRead> {
+  const node = cluster.node(location.nodeId);
+  if (node === undefined) return { location, error: new Error(`unknown node ${location.nodeId}`) };
+  try {
+    const records = await withTimeout(node.getRecords(location.diskId, bucket, key), RECORD_READ_TIMEOUT_MS, `node ${location.nodeId}`);
+    return { location, records };
+  } catch (error) {
+    return { location, error };
+  }
+}
+
+/**
+ * The records of the read quorum `first`, followed as readRecords follows them; when they are
+ * not all in within `hedgeMs`, `hedge` is called with those that are (the silent ones as not
+ * answering): its result, if any, is returned at once; else all of `first` are awaited.
+ */
+async function readQuorumRecords(
+  cluster: Cluster,
+  bucket: string,
+  key: string,
+  first: readonly ShardLocation[],
+  rest: readonly ShardLocation[],
+  hedgeMs: number,
+  hedge: (answered: RecordRead[], silent: readonly ShardLocation[]) => Promise<{ reads: RecordRead[]; resolved?: ResolvedVersion }>,
+): Promise<{ reads: RecordRead[]; resolved?: ResolvedVersion }> {
+  const settled = new Map<ShardLocation, RecordRead>();
+  const all = Promise.all(first.map((location) => readRecordAt(cluster, bucket, key, location).then((read) => (settled.set(location, read), read))));
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, hedgeMs, undefined)));
+  const quick = await Promise.race([all, late]).finally(() => clearTimeout(timer));
+  if (quick !== undefined) return { reads: await readRecords(cluster, bucket, key, [], quick, rest) };
+  const hedged = await hedge([...settled.values()], first.filter((location) => !settled.has(location)));
+  if (hedged.resolved !== undefined) return hedged;
+  // Undecided: the silent disks' answers (or timeouts) join what the hedge read.
+  const firstKeys = new Set(first.map(locationKey));
+  return { reads: [...(await all), ...hedged.reads.filter((read) => !firstKeys.has(locationKey(read.location)))] };
 }
 
 const locationKey = (location: Pick<ShardLocation, "nodeId" | "diskId">): string => `${location.nodeId}/${location.diskId}`;
@@ -129,7 +165,22 @@ export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: s
   const ordered = avoid === undefined ? byIndex : [...byIndex.filter((location) => !avoid(location)), ...byIndex.filter((location) => avoid(location))];
   const first = ordered.slice(0, readQuorum(k, m, writeQuorum));
   if (first.length < locations.length) {
-    const reads = await readRecords(cluster, bucket, key, first, [], ordered.slice(first.length));
+    const rest = ordered.slice(first.length);
+    // Some of the quorum are slow to answer: ask the rest now, and decide without the silent
+    // ones if that is unambiguous (a version found, as resolveNewest would after their timeout).
+    const hedge = async (answered: RecordRead[], silent: readonly ShardLocation[]): Promise<{ reads: RecordRead[]; resolved?: ResolvedVersion }> => {
+      const reads = await readRecords(cluster, bucket, key, rest, answered, silent);
+      const withSilent = [...reads, ...silent.map((location) => ({ location, error: new Error(`node ${location.nodeId}: no answer within ${RECORD_HEDGE_MS} ms`) }))];
+      try {
+        const resolved = resolveNewest(withSilent, writeQuorum);
+        return resolved === undefined ? { reads } : { reads: withSilent, resolved };
+      } catch {
+        return { reads }; // ambiguous without them: wait for their answers (or their timeout)
+      }
+    };
+    const quorum = await readQuorumRecords(cluster, bucket, key, first, rest, RECORD_HEDGE_MS, hedge);
+    if (quorum.resolved !== undefined) return { reads: quorum.reads, resolved: quorum.resolved };
+    const reads = quorum.reads;
     if (reads.every((read) => read.records !== undefined)) {
       const decided = decideFromQuorum(reads, writeQuorum);
       if (decided !== undefined) {

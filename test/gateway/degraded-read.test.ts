@@ -7,6 +7,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { ObjectStore, type NodeHealthView } from "../../gateway/objects/object-store.js";
+import { RECORD_HEDGE_MS, RECORD_READ_TIMEOUT_MS } from "../../gateway/objects/versions.js";
 import { Cluster } from "../../gateway/objects/cluster.js";
 import { parseClusterMap } from "../../placement/cluster-map.js";
 import { MemoryNode } from "../../storage-node/memory-node.js";
@@ -123,6 +124,48 @@ describe("degraded GETs", () => {
     for (const node of f.nodes) node.calls.length = 0;
     expect((await get()).toString()).toBe(small.toString());
     expect(calls(shards[4] as FaultyNode, "getRecords") + calls(shards[5] as FaultyNode, "getRecords")).toBe(2);
+  });
+
+  /** Holds `node`'s record reads until the returned function is called (a hung node). */
+  function hang(node: FaultyNode): () => void {
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const original = node.getRecords.bind(node);
+    node.getRecords = async (...args) => {
+      await gate;
+      return original(...args);
+    };
+    return release;
+  }
+
+  it("a hung node not yet suspected costs a GET the hedge delay, not the record timeout, and its shard is not read", async () => {
+    const shards = byShard("big");
+    const hung = shards[1] as FaultyNode;
+    const release = hang(hung);
+    try {
+      const started = Date.now();
+      expect((await get()).equals(bytes)).toBe(true);
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(RECORD_HEDGE_MS - 50);
+      expect(elapsed).toBeLessThan(RECORD_READ_TIMEOUT_MS / 2);
+      expect(calls(hung, "readShard")).toBe(0);
+      // All six were asked: the two not in the quorum once the hedge delay passed.
+      expect(f.nodes.filter((node) => node !== hung).every((node) => calls(node, "getRecords") === 1)).toBe(true);
+    } finally {
+      release();
+    }
+  });
+
+  it("what the others cannot decide without a hung node (no version found) still waits for its answer", async () => {
+    const hung = byShard("absent")[0] as FaultyNode;
+    const release = hang(hung);
+    const waitMs = RECORD_HEDGE_MS + 400;
+    setTimeout(release, waitMs);
+    const started = Date.now();
+    const error = await f.store.resolve("b", "absent").catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TesseraError);
+    expect((error as TesseraError).code).toBe("ERR_NOT_FOUND");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(waitMs - 50);
   });
 
   it("without the detector's view, a dead data shard is tried once per GET, not once per stripe", async () => {
