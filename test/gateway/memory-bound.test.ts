@@ -6,10 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
 import { rssBytes, sampleRss } from "../process-rss.js";
-import { startCluster, type TestCluster } from "../cluster-harness.js";
+import { useClusterWithS3 } from "./cluster-with-s3.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_0e30);
@@ -19,18 +19,7 @@ const GATEWAY_RSS_GROWTH_MAX_BYTES = 128 * 1024 * 1024;
 /** Bytes per generated piece of the body. */
 const PIECE_BYTES = 1024 * 1024;
 
-let cluster: TestCluster;
-let s3: S3Client;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 6, k: 4, m: 2 });
-  s3 = new S3Client({ region: cluster.region, endpoint: cluster.endpoint, forcePathStyle: true, credentials: cluster.credentials, maxAttempts: 1 });
-}, 120_000);
-
-afterAll(async () => {
-  s3?.destroy();
-  await cluster?.stop();
-});
+const real = useClusterWithS3();
 
 
 
@@ -51,16 +40,16 @@ function generatedBody(hash: ReturnType<typeof createHash>): Readable {
 
 describe(`gateway memory bound (seed ${seed})`, () => {
   it("streams a 1 GiB PUT and GET without growing the gateway's RSS by more than 128 MiB", async () => {
-    await s3.send(new CreateBucketCommand({ Bucket: "big" }));
-    await s3.send(new PutObjectCommand({ Bucket: "big", Key: "warm-up", Body: Buffer.alloc(8 * 1024 * 1024, 1) }));
-    await (await s3.send(new GetObjectCommand({ Bucket: "big", Key: "warm-up" }))).Body?.transformToByteArray();
-    const baseline = await rssBytes(cluster.gateway.pid);
+    await real.s3.send(new CreateBucketCommand({ Bucket: "big" }));
+    await real.s3.send(new PutObjectCommand({ Bucket: "big", Key: "warm-up", Body: Buffer.alloc(8 * 1024 * 1024, 1) }));
+    await (await real.s3.send(new GetObjectCommand({ Bucket: "big", Key: "warm-up" }))).Body?.transformToByteArray();
+    const baseline = await rssBytes(real.cluster.gateway.pid);
 
-    const sampler = sampleRss(cluster.gateway.pid);
+    const sampler = sampleRss(real.cluster.gateway.pid);
     const sent = createHash("sha256");
-    await s3.send(new PutObjectCommand({ Bucket: "big", Key: "one-gib", Body: generatedBody(sent), ContentLength: OBJECT_BYTES }));
+    await real.s3.send(new PutObjectCommand({ Bucket: "big", Key: "one-gib", Body: generatedBody(sent), ContentLength: OBJECT_BYTES }));
     const received = createHash("sha256");
-    const output = await s3.send(new GetObjectCommand({ Bucket: "big", Key: "one-gib" }));
+    const output = await real.s3.send(new GetObjectCommand({ Bucket: "big", Key: "one-gib" }));
     let length = 0;
     for await (const piece of output.Body as Readable) {
       received.update(piece as Buffer);

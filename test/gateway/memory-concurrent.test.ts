@@ -9,9 +9,9 @@
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type TestCluster } from "../cluster-harness.js";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
+import { useClusterWithS3 } from "./cluster-with-s3.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_0e31);
@@ -23,18 +23,7 @@ const OBJECT_BYTES = 16 * MiB;
 const CONCURRENCY = 16;
 const PIECE_BYTES = 1 * MiB;
 
-let cluster: TestCluster;
-let s3: S3Client;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 6, k: 4, m: 2 });
-  s3 = new S3Client({ region: cluster.region, endpoint: cluster.endpoint, forcePathStyle: true, credentials: cluster.credentials, maxAttempts: 1 });
-}, 120_000);
-
-afterAll(async () => {
-  s3?.destroy();
-  await cluster?.stop();
-});
+const real = useClusterWithS3();
 
 async function peakRss(pid: number): Promise<number> {
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(await readFile(`/proc/${pid}/status`, "utf8"));
@@ -64,12 +53,12 @@ function body(index: number, block: Buffer): { stream: Readable; sha256: Promise
 
 async function put(key: string, index: number, block: Buffer): Promise<string> {
   const { stream, sha256 } = body(index, block);
-  await s3.send(new PutObjectCommand({ Bucket: "busy", Key: key, Body: stream, ContentLength: OBJECT_BYTES }));
+  await real.s3.send(new PutObjectCommand({ Bucket: "busy", Key: key, Body: stream, ContentLength: OBJECT_BYTES }));
   return sha256;
 }
 
 async function get(key: string): Promise<string> {
-  const output = await s3.send(new GetObjectCommand({ Bucket: "busy", Key: key }));
+  const output = await real.s3.send(new GetObjectCommand({ Bucket: "busy", Key: key }));
   const hash = createHash("sha256");
   let length = 0;
   for await (const piece of output.Body as Readable) {
@@ -83,8 +72,8 @@ async function get(key: string): Promise<string> {
 describe(`gateway memory under concurrency (seed ${seed})`, () => {
   it(`keeps the gateway under 256 MiB with ${CONCURRENCY} large PUTs, then GETs, then both at once`, async () => {
     const block = new Prng(seed).bytes(PIECE_BYTES);
-    await s3.send(new CreateBucketCommand({ Bucket: "busy" }));
-    const gateway = cluster.gateway.pid;
+    await real.s3.send(new CreateBucketCommand({ Bucket: "busy" }));
+    const gateway = real.cluster.gateway.pid;
     // The peak counts from here: start-up (tsx compiling the sources) is not the data path.
     await writeFile(`/proc/${gateway}/clear_refs`, "5");
 
