@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SHUTDOWN_DEADLINE_MS } from "../gateway/main.js";
 import { startCluster, type TestCluster } from "./cluster-harness.js";
 import { Prng, seedFromEnv } from "./prng.js";
 
@@ -63,6 +64,19 @@ describe(`cluster harness (seed ${prng.seed})`, () => {
     const gatewayPort = cluster.gateway.port;
     await cluster.gateway.restart();
     expect(cluster.gateway.port).toBe(gatewayPort);
+    const listing = await s3.send(new ListBucketsCommand({}));
+    expect(listing.Buckets?.map((bucket) => bucket.Name)).toEqual(["harness"]);
+  });
+
+  it("a gateway that has hashed bodies in its MD5 worker still exits 0 on SIGTERM, promptly", async () => {
+    // Over MD5_BATCH_BYTES, so the body is hashed in the worker thread (md5-offload.ts).
+    await s3.send(new PutObjectCommand({ Bucket: "harness", Key: "hashed-in-worker", Body: prng.bytes(3 * 1024 * 1024) }));
+    const started = Date.now();
+    cluster.gateway.kill("SIGTERM");
+    const status = await cluster.gateway.exited;
+    expect(status).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(SHUTDOWN_DEADLINE_MS);
+    await cluster.gateway.restart();
     const listing = await s3.send(new ListBucketsCommand({}));
     expect(listing.Buckets?.map((bucket) => bucket.Name)).toEqual(["harness"]);
   });

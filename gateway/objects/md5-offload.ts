@@ -80,8 +80,6 @@ class Md5Thread {
 
   constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true });
-    // An idle gateway must be able to exit; a thread with bodies in flight is waited for by their PUTs.
-    this.#worker.unref();
     this.#worker.on("message", (message: FromWorker) => {
       if ("bytes" in message) recycle(message.bytes);
       const waiter = this.#waiters.get(message.id);
@@ -92,6 +90,10 @@ class Md5Thread {
     });
     this.#worker.on("error", (error) => this.#fail(error));
     this.#worker.on("exit", (code) => this.#fail(new Error(`the MD5 worker exited (code ${code})`)));
+    // An idle gateway must be able to exit; a thread with bodies in flight is waited for by
+    // their PUTs. After the listeners: adding a "message" listener refs the worker's port
+    // again, and an unref before it left every gateway that had hashed a body unable to exit.
+    this.#worker.unref();
   }
 
   get failed(): boolean {
