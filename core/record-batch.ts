@@ -33,6 +33,14 @@ export const BATCH_ITEM_BYTES_MAX = 256 * 1024;
  * waits for the previous batch's commit); two lets the next batch fill while one commits.
  */
 export const BATCHES_IN_FLIGHT_MAX = 2;
+/**
+ * Operations waiting for one node at most. A hung node holds its batches in flight until the
+ * client's headers timeout (30 s) and everything for it queues meanwhile; past this many the
+ * node is answered unavailable at once (callers read or write other disks instead), so the
+ * queue of a hung node cannot grow without bound. 64 full batches: far above any healthy
+ * backlog (a healthy node drains a batch in milliseconds).
+ */
+export const BATCH_QUEUE_OPS_MAX = 64 * BATCH_OPS_MAX;
 
 export type BatchOp =
   | { readonly op: "getRecords"; readonly diskId: string; readonly bucket: string; readonly key: string }
@@ -85,6 +93,9 @@ export class RecordBatcher {
   /** Queues one serialized operation (JSON of a BatchOp); resolves with its own result. */
   submit(json: string): Promise<BatchResultWire> {
     requireArgument(json.length <= BATCH_ITEM_BYTES_MAX, "json", `must be at most ${BATCH_ITEM_BYTES_MAX} bytes: send bigger operations alone`);
+    if (this.#queue.length >= BATCH_QUEUE_OPS_MAX) {
+      return Promise.reject(new TesseraError("ERR_NODE_UNAVAILABLE", `${this.#queue.length} record operations already wait for this node (its batches are not coming back)`, { queued: this.#queue.length }));
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ json, resolve, reject });
       if (this.#inFlight < BATCHES_IN_FLIGHT_MAX) this.#flush();

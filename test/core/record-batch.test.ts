@@ -4,7 +4,7 @@
  * size limits; each caller gets its own result or error.
  */
 import { describe, expect, it } from "vitest";
-import { BATCHES_IN_FLIGHT_MAX, BATCH_BODY_BYTES_MAX, BATCH_ITEM_BYTES_MAX, BATCH_OPS_MAX, RecordBatcher, type BatchResultWire } from "../../core/record-batch.js";
+import { BATCHES_IN_FLIGHT_MAX, BATCH_BODY_BYTES_MAX, BATCH_ITEM_BYTES_MAX, BATCH_OPS_MAX, BATCH_QUEUE_OPS_MAX, RecordBatcher, type BatchResultWire } from "../../core/record-batch.js";
 
 interface Sent {
   readonly ops: string[];
@@ -70,6 +70,25 @@ describe("RecordBatcher", () => {
     sent[2]?.answer([{ ok: 3 }]); // one result for two operations: the second is refused
     expect(await queued[0]).toEqual({ ok: 3 });
     await expect(queued[1]).rejects.toThrow("answered 1 of 2");
+  });
+
+  it("answers unavailable at once when BATCH_QUEUE_OPS_MAX operations already wait (a hung node)", async () => {
+    const { batcher, sent } = harness();
+    const waiting = Promise.allSettled(Array.from({ length: BATCHES_IN_FLIGHT_MAX + BATCH_QUEUE_OPS_MAX }, (_, index) => batcher.submit(op(index))));
+    await expect(batcher.submit(op(-1))).rejects.toMatchObject({ code: "ERR_NODE_UNAVAILABLE" });
+    for (const batch of sent.splice(0)) batch.fail(new Error("headers timeout"));
+    await flush();
+    for (let round = 0; round < 200 && sent.length > 0; round++) {
+      for (const batch of sent.splice(0)) batch.answer();
+      await flush();
+    }
+    const outcomes = await waiting;
+    expect(outcomes.filter((outcome) => outcome.status === "rejected")).toHaveLength(BATCHES_IN_FLIGHT_MAX);
+    expect(outcomes.filter((outcome) => outcome.status === "fulfilled")).toHaveLength(BATCH_QUEUE_OPS_MAX);
+    // Drained: the node is asked again.
+    const again = batcher.submit(op(-2));
+    sent.splice(0).forEach((batch) => batch.answer());
+    expect(await again).toEqual({ ok: op(-2) });
   });
 
   it("refuses an operation over BATCH_ITEM_BYTES_MAX (callers send those alone)", () => {
