@@ -296,7 +296,7 @@ export class HttpNodeClient implements StorageNode {
     if (results === undefined || results.length !== count) throw this.#badResponse(`batch: expected ${count} results`);
     return results.map((result, index) => {
       if (typeof result === "object" && result !== null && "ok" in result) return { ok: result.ok };
-      const error = typeof result === "object" && result !== null && "error" in result ? parseWireError(JSON.stringify(result.error)) : undefined;
+      const error = typeof result === "object" && result !== null && "error" in result ? wireErrorOf(result.error) : undefined;
       if (error === undefined || typeof error.code !== "string") throw this.#badResponse(`batch: result ${index} is neither ok nor an error`);
       return { error: { code: error.code, message: error.message, details: error.details } };
     });
@@ -464,14 +464,18 @@ export class HttpNodeClient implements StorageNode {
 
 function parseWireError(text: string): { code: unknown; message: string; details: Record<string, unknown> } | undefined {
   try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== "object" || value === null || !("code" in value)) return undefined;
-    const message = "message" in value && typeof value.message === "string" ? value.message : "";
-    const details = "details" in value && typeof value.details === "object" && value.details !== null ? (value.details as Record<string, unknown>) : {};
-    return { code: value.code, message, details };
+    return wireErrorOf(JSON.parse(text));
   } catch {
     return undefined;
   }
+}
+
+/** A node's error body (already parsed), or undefined when it is not one. */
+function wireErrorOf(value: unknown): { code: unknown; message: string; details: Record<string, unknown> } | undefined {
+  if (typeof value !== "object" || value === null || !("code" in value)) return undefined;
+  const message = "message" in value && typeof value.message === "string" ? value.message : "";
+  const details = "details" in value && typeof value.details === "object" && value.details !== null ? (value.details as Record<string, unknown>) : {};
+  return { code: value.code, message, details };
 }
 
 /** Reads a whole response body, refusing more than `limit` bytes. */

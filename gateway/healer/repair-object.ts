@@ -11,6 +11,7 @@ import { isTesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import type { Placer } from "../../placement/rendezvous.js";
 import { writeQuorum } from "../objects/put-object.js";
+import { isInline } from "../objects/get-object.js";
 import { gatherRecords, type DiskRef } from "./gather.js";
 import { planObject, type Garbage, type ObjectPlan, type VersionView } from "./plan.js";
 import { inlineShards, runShardTasks, type ShardWork } from "./repair-shards.js";
@@ -185,8 +186,7 @@ async function carryOut(context: RepairContext, plan: ObjectPlan, corruptFound: 
 async function shardWork(context: RepairContext, plan: ObjectPlan, target: VersionView): Promise<ShardWork> {
   const { best } = target;
   if (best.deleteMarker) return { done: new Set(plan.tasks.map((task) => task.shardIndex)), copied: 0, rebuilt: 0, reused: 0, foundBad: new Set(), errors: [] };
-  const inline = [...target.holders.values()].some((holder) => holder.record.inline !== undefined);
-  if (!inline) return runShardTasks(context, best, plan.current, plan.healthy, plan.tasks);
+  if (!isInline(target)) return runShardTasks(context, best, plan.current, plan.healthy, plan.tasks);
   const held = new Map<number, ObjectRecord>();
   for (const index of plan.healthy) {
     const location = plan.current[index];

@@ -44,9 +44,13 @@ export function readObject(cluster: Cluster, resolved: ResolvedVersion, start: n
   };
   if (record.parts.length > 0) return readParts(cluster, record, start, end, decodeOptions);
   const params = encodeParamsOf(record);
-  const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
-  if (inline) return decodeRange(params, inlineSource(resolved, params), start, end, { ...decodeOptions, skipShards: new Set() });
+  if (isInline(resolved)) return decodeRange(params, inlineSource(resolved, params), start, end, { ...decodeOptions, skipShards: new Set() });
   return decodeRange(params, nodeSource(cluster, record, { partNumber: 0, versionId: record.versionId }), start, end, decodeOptions);
+}
+
+/** The version's shards travel inside its records (a small object); holders by index or disk. */
+export function isInline(version: { readonly holders: ReadonlyMap<unknown, { readonly record: ObjectRecord }> }): boolean {
+  return [...version.holders.values()].some((holder) => holder.record.inline !== undefined);
 }
 
 /** Shards on disks that did not answer the record read: known down, never tried. */

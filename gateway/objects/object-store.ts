@@ -8,7 +8,7 @@ import type { BucketRecord, ObjectRecord, ShardLocation, StorageNode } from "../
 import { HybridClock, decodeVersionId } from "../hlc.js";
 import type { Cluster } from "./cluster.js";
 import { conditionalCommit, hasCondition, type WriteCondition } from "./conditional-commit.js";
-import { readObject, type ReadObjectOptions } from "./get-object.js";
+import { isInline, readObject, type ReadObjectOptions } from "./get-object.js";
 import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
 import { MultipartUploads } from "./multipart.js";
 import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
@@ -198,8 +198,7 @@ export class ObjectStore {
   read(resolved: ResolvedVersion, start: number, end: number): AsyncGenerator<Buffer> {
     const { bucket, key } = resolved.record;
     const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`), ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }) };
-    const inline = [...resolved.holders.values()].some((holder) => holder.record.inline !== undefined);
-    if (resolved.partial === true && inline) return this.#readInline(resolved, start, end, options);
+    if (resolved.partial === true && isInline(resolved)) return this.#readInline(resolved, start, end, options);
     return readObject(this.#cluster, resolved, start, end, options);
   }
 
