@@ -1,6 +1,6 @@
 /**
  * The client side of record batching: an operation leaves at once while fewer than
- * BATCHES_IN_FLIGHT_MAX batches are out; the rest queue and leave together, within the
+ * BATCHES_IN_FLIGHT_MAX batches are out (one); the rest queue and leave together, within the
  * size limits; each caller gets its own result or error.
  */
 import { describe, expect, it } from "vitest";
@@ -59,15 +59,28 @@ describe("RecordBatcher", () => {
 
   it("gives each caller its own error, and the exchange's failure to every caller of that batch", async () => {
     const { batcher, sent } = harness();
-    const first = batcher.submit(op(1));
-    const second = batcher.submit(op(2));
-    const queued = [batcher.submit(op(3)), batcher.submit(op(4))];
+    // Batches that go alone at once (one per slot), then two operations that queue behind them.
+    const alone = (base: number): Promise<BatchResultWire>[] => Array.from({ length: BATCHES_IN_FLIGHT_MAX }, (_, index) => batcher.submit(op(base + index)));
+    const first = alone(0);
+    const pair = [batcher.submit(op(10)), batcher.submit(op(11))];
+    expect(sent).toHaveLength(BATCHES_IN_FLIGHT_MAX);
     sent[0]?.answer([{ error: { code: "ERR_NOT_FOUND", message: "no such disk", details: {} } }]);
-    sent[1]?.fail(new Error("connection reset"));
-    expect(await first).toEqual({ error: { code: "ERR_NOT_FOUND", message: "no such disk", details: {} } });
-    await expect(second).rejects.toThrow("connection reset");
+    expect(await first[0]).toEqual({ error: { code: "ERR_NOT_FOUND", message: "no such disk", details: {} } });
+    for (const batch of sent.slice(1)) batch.answer();
     await flush();
-    sent[2]?.answer([{ ok: 3 }]); // one result for two operations: the second is refused
+    expect(sent.at(-1)?.ops).toEqual([op(10), op(11)]);
+    sent.at(-1)?.fail(new Error("connection reset"));
+    for (const waiting of pair) await expect(waiting).rejects.toThrow("connection reset");
+    await flush();
+
+    const before = sent.length;
+    const second = alone(20);
+    const queued = [batcher.submit(op(30)), batcher.submit(op(31))];
+    for (const batch of sent.slice(before)) batch.answer();
+    await Promise.all(second);
+    await flush();
+    expect(sent.at(-1)?.ops).toEqual([op(30), op(31)]);
+    sent.at(-1)?.answer([{ ok: 3 }]); // one result for two operations: the second is refused
     expect(await queued[0]).toEqual({ ok: 3 });
     await expect(queued[1]).rejects.toThrow("answered 1 of 2");
   });
