@@ -43,6 +43,12 @@ export interface Ceilings {
   /** Sequential writes of 1 MiB with one fsync at the end, and with an fsync after every MiB. */
   readonly diskWriteMBps: Spread;
   readonly diskWriteFsyncPerMiBMBps: Spread;
+  /**
+   * CPU seconds per GB of those writes with one fsync at the end (the write syscalls' copy
+   * into the page cache and the fsync's writeback, counted on this process's threads). Shard
+   * writes cost the nodes the same on the cores everything shares.
+   */
+  readonly diskWriteCpuSecondsPerGB: Spread;
 }
 
 async function timed(durationMs: number, step: () => Promise<number> | number): Promise<number> {
@@ -73,18 +79,25 @@ async function md5MBps(data: DataPool, durationMs: number): Promise<number> {
   return speed;
 }
 
-async function diskMBps(directory: string, bytes: number, fsyncEach: boolean, data: DataPool): Promise<number> {
+interface DiskRun {
+  readonly megabytesPerSecond: number;
+  readonly cpuSecondsPerGB: number;
+}
+
+async function diskRun(directory: string, bytes: number, fsyncEach: boolean, data: DataPool): Promise<DiskRun> {
   const file = join(directory, `disk-ceiling-${fsyncEach ? "fsync" : "plain"}`);
   const piece = data.whole(1, DISK_WRITE_BYTES);
   const handle = await open(file, "w");
   try {
+    const cpuBefore = ownCpuSeconds();
     const started = performance.now();
     for (let written = 0; written < bytes; written += piece.length) {
       await handle.write(piece, 0, piece.length, null);
       if (fsyncEach) await handle.sync();
     }
     await handle.sync();
-    return bytes / MB / ((performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    return { megabytesPerSecond: bytes / MB / seconds, cpuSecondsPerGB: (ownCpuSeconds() - cpuBefore) / (bytes / GB) };
   } finally {
     await handle.close();
     await rm(file, { force: true });
@@ -154,10 +167,10 @@ export async function measureCeilings(budget: Budget, data: DataPool, directory:
     await pool.close();
     await sink.stop();
   }
-  const plain: number[] = [];
-  const synced: number[] = [];
-  for (const _ of runs) plain.push(await diskMBps(directory, budget.diskBytes, false, data));
-  for (const _ of runs) synced.push(await diskMBps(directory, budget.diskBytes / 2, true, data));
+  const plain: DiskRun[] = [];
+  const synced: DiskRun[] = [];
+  for (const _ of runs) plain.push(await diskRun(directory, budget.diskBytes, false, data));
+  for (const _ of runs) synced.push(await diskRun(directory, budget.diskBytes / 2, true, data));
   return {
     encodeMBps: spread(encode),
     md5MBps: spread(md5),
@@ -166,7 +179,8 @@ export async function measureCeilings(budget: Budget, data: DataPool, directory:
     loopbackCpuSecondsPerGB: spread(loopback.map((run) => run.cpuSecondsPerGB)),
     smallRequestsPerSecond: spread(small.map((run) => run.perSecond)),
     smallRequestCpuSeconds: spread(small.map((run) => run.cpuSeconds)),
-    diskWriteMBps: spread(plain),
-    diskWriteFsyncPerMiBMBps: spread(synced),
+    diskWriteMBps: spread(plain.map((run) => run.megabytesPerSecond)),
+    diskWriteFsyncPerMiBMBps: spread(synced.map((run) => run.megabytesPerSecond)),
+    diskWriteCpuSecondsPerGB: spread(plain.map((run) => run.cpuSecondsPerGB)),
   };
 }

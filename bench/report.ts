@@ -67,6 +67,7 @@ function ceilingRows(ceilings: Ceilings): string[] {
     row("small requests (4 KiB PUT, 16 in flight)", ceilings.smallRequestsPerSecond, "req/s"),
     row("sequential disk write, 1 MiB writes, one fsync at the end", ceilings.diskWriteMBps, "MB/s"),
     row("sequential disk write, fsync after every MiB", ceilings.diskWriteFsyncPerMiBMBps, "MB/s"),
+    row("sequential disk write, CPU per GB (one fsync at the end)", ceilings.diskWriteCpuSecondsPerGB, "CPU s/GB", 2),
   ];
 }
 
