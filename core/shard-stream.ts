@@ -111,11 +111,21 @@ export class ShardParser {
   }
 }
 
+/** A verified chunk as the pieces it arrived in: views of the input, never copies. */
+export interface VerifiedChunkPieces {
+  readonly stripe: number;
+  /** In order; together exactly chunkBytes (padded on the last stripe). */
+  readonly pieces: readonly Buffer[];
+}
+
 /**
- * Checks a whole shard file as it streams, the way ShardParser.forFile does (same errors),
- * but without ever joining a frame: the header's 80 bytes are gathered, then each chunk's
- * checksum runs over the pieces as they come and is compared with the trailer after it. The
- * storage node's write path only needs the verdict, not the chunks: no copy, no garbage.
+ * Checks a shard file, or a run of its frames, as it streams, the way ShardParser does (same
+ * errors), but without ever joining a frame: the header's 80 bytes are gathered, then each
+ * chunk's checksum runs over the pieces as they come and is compared with the trailer after
+ * it. The storage node's write path only needs the verdict (`new ShardChecker(expect)`); a
+ * GET's readers (`ShardChecker.forFrames`, readFramePieces) also get each verified chunk as
+ * the pieces it came in, so bytes go from the node's socket to the client's without a copy
+ * and without a frame-sized buffer per chunk (their churn set the pace of major GCs).
  */
 export class ShardChecker {
   readonly #expect: ShardIdentity | undefined;
@@ -129,29 +139,59 @@ export class ShardChecker {
   /** Position within the current frame (chunk, then trailer). */
   #inFrame = 0;
   #stripe = 0;
+  /** One past the last stripe expected; set with the layout. */
+  #endStripe = 0;
+  #expectedBytes = SHARD_HEADER_BYTES;
   #receivedBytes = 0;
+  /** The current chunk's pieces, when chunks are handed out (forFrames). */
+  #pieces: Buffer[] | undefined;
 
   constructor(expect?: ShardIdentity) {
     this.#expect = expect;
+  }
+
+  /** Checks `count` frames from stripe `first` of a shard whose header is known; push returns their chunks. */
+  static forFrames(header: ShardHeader, first: number, count: number): ShardChecker {
+    const layout = shardLayout(header);
+    assert(first >= 0 && count >= 0 && first + count <= layout.stripeCount, "frame range within the shard");
+    const checker = new ShardChecker();
+    checker.#setHeader(header, first, count);
+    checker.#expectedBytes = count * layout.frameBytes;
+    checker.#pieces = [];
+    return checker;
   }
 
   get header(): ShardHeader | undefined {
     return this.#header;
   }
 
-  /** Feeds bytes in any pieces; throws on a bad header, a bad chunk or bytes past the end. */
-  push(bytes: Buffer): void {
+  /**
+   * Feeds bytes in any pieces; throws on a bad header, a bad chunk or bytes past the end.
+   * Returns the chunks these bytes completed (always none for a whole-file check).
+   */
+  push(bytes: Buffer): VerifiedChunkPieces[] {
+    const out: VerifiedChunkPieces[] = [];
     this.#receivedBytes += bytes.length;
     let rest = bytes;
     if (this.#layout === undefined) rest = this.#gatherHeader(rest);
-    while (rest.length > 0) rest = this.#frameBytes(rest);
+    while (rest.length > 0) rest = this.#frameBytes(rest, out);
+    return out;
   }
 
-  /** Call at end of input: throws ERR_SHARD_TRUNCATED unless the whole file arrived. */
+  /** Call at end of input: throws ERR_SHARD_TRUNCATED unless everything expected arrived. */
   end(): void {
-    if (this.#layout === undefined || this.#stripe < this.#layout.stripeCount || this.#inFrame > 0) {
-      throw truncated(this.#layout?.fileBytes ?? SHARD_HEADER_BYTES, this.#receivedBytes, this.#what());
+    if (this.#layout === undefined || this.#stripe < this.#endStripe || this.#inFrame > 0) {
+      throw truncated(this.#expectedBytes, this.#receivedBytes, this.#what());
     }
+  }
+
+  #setHeader(header: ShardHeader, first: number, count: number): void {
+    this.#header = header;
+    this.#layout = shardLayout(header);
+    this.#checksum = new RunningChecksum(header.checksumAlgorithm);
+    this.#stripe = first;
+    this.#endStripe = first + count;
+    assert(checksumBytes(header.checksumAlgorithm) <= this.#trailer.length, "a trailer fits its buffer");
   }
 
   #gatherHeader(bytes: Buffer): Buffer {
@@ -160,28 +200,35 @@ export class ShardChecker {
     this.#headerBytes += take;
     if (this.#headerBytes === SHARD_HEADER_BYTES) {
       const header = decodeShardHeader(Buffer.concat(this.#headerPieces, SHARD_HEADER_BYTES), this.#expect);
-      this.#header = header;
-      this.#layout = shardLayout(header);
-      this.#checksum = new RunningChecksum(header.checksumAlgorithm);
-      assert(checksumBytes(header.checksumAlgorithm) <= this.#trailer.length, "a trailer fits its buffer");
+      const stripeCount = shardLayout(header).stripeCount;
+      this.#setHeader(header, 0, stripeCount);
+      this.#expectedBytes = shardLayout(header).fileBytes;
     }
     return bytes.subarray(take);
   }
 
   /** Consumes what belongs to the current frame; returns the rest. */
-  #frameBytes(bytes: Buffer): Buffer {
+  #frameBytes(bytes: Buffer, out: VerifiedChunkPieces[]): Buffer {
     const layout = this.#layout;
     const checksum = this.#checksum;
     const header = this.#header;
     assert(layout !== undefined && checksum !== undefined && header !== undefined, "frames follow the header");
-    if (this.#stripe >= layout.stripeCount) throw tooLong(layout.fileBytes, this.#what());
+    if (this.#stripe >= this.#endStripe) throw tooLong(this.#expectedBytes, this.#what());
     const take = Math.min(bytes.length, layout.frameBytes - this.#inFrame);
     const chunkEnd = Math.max(0, Math.min(take, layout.chunkBytes - this.#inFrame));
-    if (chunkEnd > 0) checksum.update(bytes.subarray(0, chunkEnd));
+    if (chunkEnd > 0) {
+      const piece = bytes.subarray(0, chunkEnd);
+      checksum.update(piece);
+      this.#pieces?.push(piece);
+    }
     if (take > chunkEnd) this.#trailerBytes += bytes.copy(this.#trailer, this.#trailerBytes, chunkEnd, take);
     this.#inFrame += take;
     if (this.#inFrame === layout.frameBytes) {
       if (!checksum.matches(this.#trailer, 0)) throw chunkChecksumError(header.shardIndex, this.#stripe);
+      if (this.#pieces !== undefined) {
+        out.push({ stripe: this.#stripe, pieces: this.#pieces });
+        this.#pieces = [];
+      }
       checksum.reset();
       this.#trailerBytes = 0;
       this.#inFrame = 0;
@@ -202,6 +249,16 @@ export async function* readShard(source: AsyncIterable<Buffer>, expect?: ShardId
   parser.end();
   assert(parser.header !== undefined, "a parser that ended cleanly has its header");
   return parser.header;
+}
+
+/**
+ * Reads and verifies `count` frames from stripe `first`, header known (a range read); each
+ * chunk comes as the pieces it arrived in (ShardChecker.forFrames): no copy, no join.
+ */
+export async function* readFramePieces(source: AsyncIterable<Buffer>, header: ShardHeader, first: number, count: number): AsyncGenerator<VerifiedChunkPieces> {
+  const checker = ShardChecker.forFrames(header, first, count);
+  for await (const bytes of source) yield* checker.push(bytes);
+  checker.end();
 }
 
 /** Reads and verifies `count` frames from stripe `first`, header known (a range read). */

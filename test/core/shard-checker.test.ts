@@ -2,14 +2,16 @@
  * ShardChecker (the storage node's write-path check, core/shard-stream.ts) against
  * ShardParser.forFile, differentially: for seeded shards of both checksum algorithms, cut in
  * random pieces, whole, with every single byte flipped and cut short, both accept the same
- * files and refuse the others with the same error code and message; run long, both refuse. And
- * RunningChecksum over pieces equals the one-shot checksum.
+ * files and refuse the others with the same error code and message; run long, both refuse. The
+ * same for runs of frames (ShardChecker.forFrames against ShardParser.forFrames), whose chunks
+ * come out as the input's own pieces and equal the parser's. And RunningChecksum over pieces
+ * equals the one-shot checksum.
  */
 import { describe, expect, it } from "vitest";
 import { ChecksumAlgorithm, RunningChecksum, computeChecksum } from "../../core/checksum.js";
 import { TesseraError } from "../../core/errors.js";
-import type { ShardHeader } from "../../core/shard-format.js";
-import { ShardChecker, ShardParser, writeShard } from "../../core/shard-stream.js";
+import { frameOffset, shardLayout, type ShardHeader } from "../../core/shard-format.js";
+import { ShardChecker, ShardParser, readFramePieces, writeShard } from "../../core/shard-stream.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_c4ec);
@@ -75,6 +77,46 @@ describe(`ShardChecker agrees with ShardParser (seed ${seed})`, () => {
       const long = pieces(Buffer.concat([file, Buffer.from([1])]), prng);
       expect(verdict(new ShardChecker(identity(shard)), long)).toMatch(/^ERR_SHARD_TOO_LONG: /);
       expect(verdict(ShardParser.forFile(identity(shard)), long)).not.toBe("ok");
+    });
+  }
+
+  for (const algorithm of [ChecksumAlgorithm.Crc32c, ChecksumAlgorithm.Xxh64]) {
+    it(`algorithm ${algorithm}: runs of frames give the parser's chunks as the input's own pieces, and its verdicts`, async () => {
+      const prng = new Prng(seed + 10 + algorithm);
+      const shard = header(prng, algorithm);
+      const layout = shardLayout(shard);
+      const file = await shardFile(prng, shard);
+      for (const [first, count] of [[0, 3], [1, 1], [2, 1], [1, 2], [0, 0]] as const) {
+        const run = file.subarray(frameOffset(layout, first), frameOffset(layout, first + count));
+        const parts = pieces(run, prng);
+        const parsed: Buffer[] = [];
+        const parser = ShardParser.forFrames(shard, first, count);
+        for (const part of parts) for (const { chunk } of parser.push(part)) parsed.push(Buffer.from(chunk));
+        parser.end();
+        const checker = ShardChecker.forFrames(shard, first, count);
+        const got: { stripe: number; pieces: readonly Buffer[] }[] = [];
+        for (const part of parts) got.push(...checker.push(part));
+        checker.end();
+        expect(got.map((chunk) => chunk.stripe)).toEqual(Array.from({ length: count }, (_, index) => first + index));
+        expect(got.map((chunk) => Buffer.concat(chunk.pieces))).toEqual(parsed);
+        // Views of the input, not copies.
+        for (const chunk of got) for (const piece of chunk.pieces) expect(parts.some((part) => part.buffer === piece.buffer)).toBe(true);
+        const streamed: Buffer[] = [];
+        for await (const chunk of readFramePieces((async function* () { yield* parts; })(), shard, first, count)) streamed.push(Buffer.concat(chunk.pieces));
+        expect(streamed).toEqual(parsed);
+        if (count === 0) continue;
+        const both = (bytes: Buffer): void => {
+          const cut = pieces(bytes, prng);
+          expect(verdict(ShardChecker.forFrames(shard, first, count), cut)).toBe(verdict(ShardParser.forFrames(shard, first, count), cut));
+        };
+        for (let at = 0; at < run.length; at++) {
+          const flipped = Buffer.from(run);
+          flipped[at] = (flipped[at] as number) ^ (1 << prng.int(0, 7));
+          both(flipped);
+        }
+        for (const cut of [0, 1, 64, layout.frameBytes, run.length - 1]) both(run.subarray(0, cut));
+        expect(verdict(ShardChecker.forFrames(shard, first, count), [run, Buffer.from([1])])).toMatch(/^ERR_SHARD_TOO_LONG: /);
+      }
     });
   }
 
