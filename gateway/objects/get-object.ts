@@ -5,9 +5,9 @@
  */
 import { assert } from "../../core/assert.js";
 import { TesseraError } from "../../core/errors.js";
-import { frameOffset, shardLayout } from "../../core/shard-format.js";
+import { SHARD_HEADER_BYTES } from "../../core/limits.js";
 import type { ObjectRecord, PartRecord, ShardId, StripeRange } from "../../core/storage-api.js";
-import { decodeRange, type DecodeOptions, type ShardSource } from "../erasure/decode.js";
+import { decodeInline, decodeRange, type DecodeOptions, type ShardSource } from "../erasure/decode.js";
 import type { EncodeParams } from "../erasure/encode.js";
 import type { Cluster } from "./cluster.js";
 import type { AvoidDisk, ResolvedVersion } from "./versions.js";
@@ -44,7 +44,7 @@ export function readObject(cluster: Cluster, resolved: ResolvedVersion, start: n
   };
   if (record.parts.length > 0) return readParts(cluster, record, start, end, decodeOptions);
   const params = encodeParamsOf(record);
-  if (isInline(resolved)) return decodeRange(params, inlineSource(resolved, params), start, end, { ...decodeOptions, skipShards: new Set() });
+  if (isInline(resolved)) return decodeInline(params, inlineFrames(resolved, params), start, end, { ...decodeOptions, skipShards: new Set() });
   return decodeRange(params, nodeSource(cluster, record, { partNumber: 0, versionId: record.versionId }), start, end, decodeOptions);
 }
 
@@ -106,17 +106,9 @@ function nodeSource(cluster: Cluster, record: ObjectRecord, shardOf: Pick<ShardI
   };
 }
 
-function inlineSource(resolved: ResolvedVersion, params: EncodeParams): ShardSource {
-  const layout = shardLayout({ ...params, shardIndex: 0 });
-  return (shardIndex: number, range: StripeRange) => {
-    const shard = resolved.holders.get(shardIndex)?.record.inline;
-    if (shard === undefined) return failing(new TesseraError("ERR_NOT_FOUND", `no inline shard ${shardIndex}`));
-    return once(shard.subarray(frameOffset(layout, range.firstStripe), frameOffset(layout, range.firstStripe + range.stripeCount)));
-  };
-}
-
-async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
+/** Each shard's frames (its inline bytes after the header), undefined where no holder gave it. */
+function inlineFrames(resolved: ResolvedVersion, params: EncodeParams): (Buffer | undefined)[] {
+  return Array.from({ length: params.k + params.m }, (_, shardIndex) => resolved.holders.get(shardIndex)?.record.inline?.subarray(SHARD_HEADER_BYTES));
 }
 
 async function* failing(error: Error): AsyncGenerator<Buffer> {

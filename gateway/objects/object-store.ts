@@ -308,7 +308,8 @@ export class ObjectStore {
 async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const piece of pieces) parts.push(piece);
-  return Buffer.concat(parts);
+  // An inline object's decode yields its range as one Buffer already: no copy then.
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }
 
 function unavailable(message: string): TesseraError {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { chooseBlockBytes, frameOffset, shardLayout } from "../../core/shard-format.js";
 import type { StripeRange } from "../../core/storage-api.js";
-import { decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
+import { decodeInline, decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
+import { SHARD_HEADER_BYTES } from "../../core/limits.js";
 import { encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
@@ -69,6 +70,10 @@ function memorySource(store: Map<number, Buffer>, params: EncodeParams, faults: 
   };
 }
 
+function pick<T>(prng: Prng, choices: readonly T[]): T {
+  return choices[prng.int(0, choices.length - 1)] as T;
+}
+
 async function collect(iterable: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of iterable) parts.push(Buffer.from(part));
@@ -118,6 +123,42 @@ describe(`erasure encode/decode (seed ${seed})`, () => {
       expect(got.equals(data), `trial ${trial} faults ${JSON.stringify([...faults])} seed ${seed}`).toBe(true);
       const dataFaults = [...faults.keys()].filter((index) => index < k);
       for (const index of dataFaults) expect(failures, `trial ${trial}`).toContain(index);
+    }
+  });
+
+  it("decodes in-memory (inline) shards: whole, ranges, and around up to m missing, short or corrupt shards, reporting each", async () => {
+    const prng = new Prng(seed + 7);
+    for (let trial = 0; trial < 60; trial++) {
+      const [k, m] = pick(prng, [[4, 2], [2, 1], [6, 3], [1, 0]] as const);
+      const size = prng.int(1, 20_000);
+      const params = paramsFor(prng, k, m, size);
+      const data = prng.bytes(size);
+      const store = await encodeToMemory(prng, params, data);
+      const shards: (Buffer | undefined)[] = Array.from({ length: k + m }, (_, index) => Buffer.from((store.get(index) as Buffer).subarray(SHARD_HEADER_BYTES)));
+      const broken = new Map<number, "missing" | "short" | "corrupt">();
+      if (m > 0 && trial % 2 === 1) {
+        while (broken.size < prng.int(1, m)) broken.set(prng.int(0, k + m - 1), pick(prng, ["missing", "short", "corrupt"] as const));
+      }
+      for (const [index, kind] of broken) {
+        const shard = shards[index] as Buffer;
+        if (kind === "missing") shards[index] = undefined;
+        else if (kind === "short") shards[index] = shard.subarray(0, shard.length - 1);
+        else {
+          const at = prng.int(0, shard.length - 1);
+          shard[at] = (shard[at] as number) ^ 0x10;
+        }
+      }
+      const start = trial % 3 === 0 ? 0 : prng.int(0, size - 1);
+      const end = trial % 3 === 0 ? size : prng.int(start, size);
+      const failures: number[] = [];
+      const pieces: Buffer[] = [];
+      for await (const piece of decodeInline(params, shards, start, end, { onShardFailure: (index) => failures.push(index) })) pieces.push(Buffer.from(piece));
+      const what = `trial ${trial} ${k}+${m} [${start},${end}) broken ${JSON.stringify([...broken])} seed ${seed}`;
+      expect(Buffer.concat(pieces).equals(data.subarray(start, end)), what).toBe(true);
+      // Healthy data shards: the range comes out as one Buffer, as a small GET sends it.
+      if (broken.size === 0 && end > start) expect(pieces.length, what).toBe(1);
+      // A missing data shard is reported (a short or corrupt one only when the range reaches its bad bytes).
+      for (const [index, kind] of broken) if (index < k && kind === "missing" && end > start) expect(failures, what).toContain(index);
     }
   });
 
