@@ -4,10 +4,14 @@
  * record to each shard's disk. The PUT succeeds only when the write quorum of records is
  * stored; otherwise what was written is removed and the error says why.
  */
-import { CHECKSUM_ALGORITHM_DEFAULT } from "../../core/checksum.js";
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { CHECKSUM_ALGORITHM_DEFAULT, writeChecksum } from "../../core/checksum.js";
+import { ErasureCodec } from "../../core/codec.js";
+import { readableChunks } from "../../core/readable-chunks.js";
 import { assert } from "../../core/assert.js";
 import { TesseraError, isTesseraError } from "../../core/errors.js";
-import { chooseBlockBytes } from "../../core/shard-format.js";
+import { chooseBlockBytes, encodeShardHeader, frameOffset, shardLayout } from "../../core/shard-format.js";
 import type { LeaseFence, ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import { encodeObject, type EncodeParams, type ShardSink } from "../erasure/encode.js";
 import type { Cluster, ObjectPlacement } from "./cluster.js";
@@ -105,7 +109,11 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
     versionId: Buffer.from(input.versionId, "hex"),
   };
   assert(!input.inline || input.partNumber === 0, "parts are never inline: a completed object's record lists them");
-  const inline = input.inline ? new Map<number, Buffer>() : undefined;
+  if (input.inline) {
+    const { digest, inline } = await encodeInline(params, input.body, input.observe);
+    return { digest, blockBytes: params.blockBytes, committed: placement.locations, missingShards: [], inline };
+  }
+  const inline = undefined;
   const sink = inline === undefined ? shardSink(cluster, placement, input.versionId, input.partNumber) : memorySink(inline);
   // MD5 in a worker thread: the event loop's dearest step otherwise (md5-offload.ts).
   const md5 = new OffloadedMd5();
@@ -125,6 +133,53 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
   const committed = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
   const missingShards = placement.locations.filter((location) => !committed.includes(location)).map((location) => location.shardIndex);
   return { digest: await md5.digest(), blockBytes: params.blockBytes, committed, missingShards, ...(inline === undefined ? {} : { inline }) };
+}
+
+/**
+ * A small object's shards, built in memory in one pass: the body gathered whole (it is at
+ * most INLINE_OBJECT_BYTES_MAX), hashed here (a worker round trip costs more than MD5 of a
+ * few KiB), encoded, and laid out as the shard format's header and frames, byte for byte
+ * what encodeObject writes (test/gateway/put-inline.test.ts). None of encodeObject's
+ * streaming machinery (shard channels, writers, the stripe budget) has anything to do here.
+ * A body longer or shorter than declared is refused with encodeObject's error.
+ */
+export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buffer>, observe?: (piece: Buffer) => void): Promise<{ digest: Buffer; inline: Map<number, Buffer> }> {
+  assert(params.objectLength <= INLINE_OBJECT_BYTES_MAX, "only small objects are encoded whole in memory");
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  // Zeroed: the last stripe's padding.
+  const data = Buffer.alloc(layout.stripeCount * params.blockBytes);
+  const md5 = createHash("md5");
+  let received = 0;
+  for await (const piece of body instanceof Readable ? readableChunks(body) : body) {
+    if (received + piece.length > params.objectLength) throw bodyLengthError(params.objectLength, "more than");
+    observe?.(piece);
+    md5.update(piece);
+    piece.copy(data, received);
+    received += piece.length;
+  }
+  if (received < params.objectLength) throw bodyLengthError(params.objectLength, `only ${received} of`);
+  const codec = new ErasureCodec({ k: params.k, m: params.m });
+  const shards = Array.from({ length: params.k + params.m }, (_, shardIndex) => {
+    const shard = Buffer.allocUnsafe(layout.fileBytes);
+    encodeShardHeader({ ...params, shardIndex }).copy(shard, 0);
+    return shard;
+  });
+  for (let stripe = 0; stripe < layout.stripeCount; stripe++) {
+    const stripeBytes = data.subarray(stripe * params.blockBytes, (stripe + 1) * params.blockBytes);
+    const parity = params.m === 0 ? Buffer.alloc(0) : await codec.encodeStripe(stripeBytes);
+    const at = frameOffset(layout, stripe);
+    shards.forEach((shard, shardIndex) => {
+      const chunk = shardIndex < params.k ? stripeBytes : parity;
+      const from = (shardIndex < params.k ? shardIndex : shardIndex - params.k) * layout.chunkBytes;
+      chunk.copy(shard, at, from, from + layout.chunkBytes);
+      writeChecksum(params.checksumAlgorithm, shard.subarray(at, at + layout.chunkBytes), shard, at + layout.chunkBytes);
+    });
+  }
+  return { digest: md5.digest(), inline: new Map(shards.map((shard, shardIndex) => [shardIndex, shard])) };
+}
+
+function bodyLengthError(declared: number, what: string): TesseraError {
+  return new TesseraError("ERR_INCOMPLETE_BODY", `request body carried ${what} the ${declared} bytes declared`, { declared });
 }
 
 /** Removes the shards of a write that will not be committed (nothing to do for inline ones). */
