@@ -9,7 +9,7 @@ import { assert } from "../../core/assert.js";
 import { ErasureCodec, type ReconstructScratch } from "../../core/codec.js";
 import { TesseraError } from "../../core/errors.js";
 import { frameOffset, shardLayout, verifyFrame, type ShardHeader, type ShardLayout } from "../../core/shard-format.js";
-import { readFrames, type VerifiedChunk } from "../../core/shard-stream.js";
+import { readFramePieces, type VerifiedChunkPieces } from "../../core/shard-stream.js";
 import type { StripeRange } from "../../core/storage-api.js";
 import type { EncodeParams } from "./encode.js";
 import { BUDGET_SHARE_BYTES_MIN, GET_STRIPES_HELD, stripeBudget } from "./stripe-budget.js";
@@ -47,7 +47,7 @@ const READ_FINISHED = new Error("read finished");
 
 interface Reader {
   readonly shardIndex: number;
-  readonly iterator: AsyncIterator<VerifiedChunk>;
+  readonly iterator: AsyncIterator<VerifiedChunkPieces>;
   readonly abort: AbortController;
 }
 
@@ -70,14 +70,18 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
   let scratch: ReconstructScratch | undefined;
   try {
     for (let stripe = firstStripe; stripe <= lastStripe; stripe++) {
-      const chunks = await decoder.readStripe(stripe);
-      let data = chunks.slice(0, params.k);
-      if (data.some((chunk) => chunk === undefined)) {
-        scratch ??= codec.createScratch(layout.chunkBytes);
-        const rebuilt = await codec.reconstruct(chunks, dataIndexes, scratch);
-        data = data.map((chunk, index) => chunk ?? copyOf(rebuilt[index] as Buffer));
+      const pieces = await decoder.readStripePieces(stripe);
+      const healthy = pieces.slice(0, params.k);
+      if (healthy.every((chunk) => chunk !== undefined)) {
+        // Every data chunk came: its pieces go out as they arrived, without a join.
+        yield* sliceStripe(healthy as (readonly Buffer[])[], stripe * params.blockBytes, layout.chunkBytes, start, end);
+        continue;
       }
-      yield* sliceStripe(data as Buffer[], stripe * params.blockBytes, layout.chunkBytes, start, end);
+      const chunks = pieces.map(joinPieces);
+      scratch ??= codec.createScratch(layout.chunkBytes);
+      const rebuilt = await codec.reconstruct(chunks, dataIndexes, scratch);
+      const data = chunks.slice(0, params.k).map((chunk, index) => [chunk ?? copyOf(rebuilt[index] as Buffer)]);
+      yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
     }
   } finally {
     decoder.close();
@@ -143,13 +147,23 @@ async function* framesOf(frames: Buffer | undefined, shardIndex: number, layout:
   yield frames.subarray(frameOffset(layout, range.firstStripe) - base, frameOffset(layout, range.firstStripe + range.stripeCount) - base);
 }
 
-function* sliceStripe(data: readonly Buffer[], stripeStart: number, chunkBytes: number, start: number, end: number): Generator<Buffer> {
+/** The bytes of [start, end) within one stripe's data chunks, each chunk given as its pieces. */
+function* sliceStripe(data: readonly (readonly Buffer[])[], stripeStart: number, chunkBytes: number, start: number, end: number): Generator<Buffer> {
   for (let index = 0; index < data.length; index++) {
-    const chunkStart = stripeStart + index * chunkBytes;
-    const from = Math.max(start, chunkStart);
-    const to = Math.min(end, chunkStart + chunkBytes);
-    if (from < to) yield (data[index] as Buffer).subarray(from - chunkStart, to - chunkStart);
+    let pieceStart = stripeStart + index * chunkBytes;
+    for (const piece of data[index] as readonly Buffer[]) {
+      const from = Math.max(start, pieceStart);
+      const to = Math.min(end, pieceStart + piece.length);
+      if (from < to) yield piece.subarray(from - pieceStart, to - pieceStart);
+      pieceStart += piece.length;
+    }
   }
+}
+
+/** One chunk from its pieces: the piece itself when it came whole, else a join. */
+function joinPieces(pieces: readonly Buffer[] | undefined): Buffer | undefined {
+  if (pieces === undefined) return undefined;
+  return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
 }
 
 function copyOf(chunk: Buffer): Buffer {
@@ -187,7 +201,12 @@ export class StripeReaders {
 
   /** The chunks of `stripe`, k + m entries, at least k of them present. */
   async readStripe(stripe: number): Promise<(Buffer | undefined)[]> {
-    const chunks = new Array<Buffer | undefined>(this.#params.k + this.#params.m).fill(undefined);
+    return (await this.readStripePieces(stripe)).map(joinPieces);
+  }
+
+  /** As readStripe, each chunk as the pieces it arrived in (views of the readers' input). */
+  async readStripePieces(stripe: number): Promise<(readonly Buffer[] | undefined)[]> {
+    const chunks = new Array<readonly Buffer[] | undefined>(this.#params.k + this.#params.m).fill(undefined);
     const delivered: Reader[] = [];
     let asking = this.#active;
     while (delivered.length < this.#params.k) {
@@ -217,11 +236,11 @@ export class StripeReaders {
     const header: ShardHeader = { ...this.#params, shardIndex };
     const range: StripeRange = { firstStripe: stripe, stripeCount: this.#lastStripe - stripe + 1 };
     const abort = new AbortController();
-    const frames = readFrames(this.#source(shardIndex, range, abort.signal), header, range.firstStripe, range.stripeCount);
+    const frames = readFramePieces(this.#source(shardIndex, range, abort.signal), header, range.firstStripe, range.stripeCount);
     return { shardIndex, iterator: frames[Symbol.asyncIterator](), abort };
   }
 
-  async #next(reader: Reader, stripe: number): Promise<Buffer> {
+  async #next(reader: Reader, stripe: number): Promise<readonly Buffer[]> {
     const timeoutMs = this.#options.chunkTimeoutMs ?? DECODE_CHUNK_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -231,7 +250,7 @@ export class StripeReaders {
       const result = await Promise.race([reader.iterator.next(), timeout]);
       if (result.done === true) throw new TesseraError("ERR_SHARD_TRUNCATED", `shard ${reader.shardIndex} ended before stripe ${stripe}`);
       assert(result.value.stripe === stripe, "readers advance one stripe per call");
-      return result.value.chunk;
+      return result.value.pieces;
     } finally {
       clearTimeout(timer);
     }
