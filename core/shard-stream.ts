@@ -261,13 +261,6 @@ export async function* readFramePieces(source: AsyncIterable<Buffer>, header: Sh
   checker.end();
 }
 
-/** Reads and verifies `count` frames from stripe `first`, header known (a range read). */
-export async function* readFrames(source: AsyncIterable<Buffer>, header: ShardHeader, first: number, count: number): AsyncGenerator<VerifiedChunk> {
-  const parser = ShardParser.forFrames(header, first, count);
-  for await (const bytes of source) yield* parser.push(bytes);
-  parser.end();
-}
-
 /**
  * Serializes a shard: the header, then each chunk followed by its checksum trailer. Chunks
  * are passed through without copying; each must be exactly chunkBytes (the caller pads the

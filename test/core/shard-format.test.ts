@@ -12,7 +12,7 @@ import {
   shardLayout,
   type ShardHeader,
 } from "../../core/shard-format.js";
-import { createShardVerifier, readFrames, readShard, writeShard, ShardParser } from "../../core/shard-stream.js";
+import { createShardVerifier, readFramePieces, readShard, writeShard, ShardParser } from "../../core/shard-stream.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_0002);
@@ -188,8 +188,8 @@ describe(`shard format (seed ${seed})`, () => {
     for (const [first, count] of [[0, 1], [3, 4], [8, 1], [0, 9], [5, 0]] as const) {
       const slice = file.subarray(frameOffset(layout, first), frameOffset(layout, first + count));
       const got: number[] = [];
-      for await (const { stripe, chunk } of readFrames(Readable.from([slice]), header, first, count)) {
-        expect(chunk.equals(chunks[stripe] ?? Buffer.alloc(0))).toBe(true);
+      for await (const { stripe, pieces } of readFramePieces(Readable.from([slice]), header, first, count)) {
+        expect(Buffer.concat(pieces).equals(chunks[stripe] ?? Buffer.alloc(0))).toBe(true);
         got.push(stripe);
       }
       expect(got).toEqual(Array.from({ length: count }, (_, i) => first + i));
