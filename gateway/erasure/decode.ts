@@ -36,6 +36,11 @@ export interface DecodeOptions {
    */
   readonly deferShards?: ReadonlySet<number>;
   readonly chunkTimeoutMs?: number;
+  /**
+   * This read feeds a request that already holds a share of the stripe budget (a copy's
+   * encoder): its own share is granted at once, since waiting could wait on that request.
+   */
+  readonly nestedInHeldShare?: boolean;
 }
 
 /**
@@ -61,7 +66,7 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
   const lastStripe = Math.floor((end - 1) / params.blockBytes);
   // A share of the gateway's stripe budget (stripe-budget.ts) before any shard is opened.
   const share = Math.min(GET_STRIPES_HELD * params.blockBytes, (lastStripe - firstStripe + 1) * params.blockBytes);
-  const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
+  const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share, { nested: options.nestedInHeldShare === true });
   const decoder = new StripeReaders(params, source, lastStripe, options);
   const dataIndexes = indexes(params.k);
   // Degraded stripes are rebuilt in one scratch for the whole read (1.5 stripes at 4+2,

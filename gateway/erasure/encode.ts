@@ -64,7 +64,7 @@ export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodePa
   const share = Math.min(stripeSetBytes(params.blockBytes, params.k, params.m, PUT_STRIPES_HELD), stripeSetBytes(params.objectLength, params.k, params.m, 1));
   const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
   try {
-    await stripeBudget.holding(() => pumpStripes(body, params, codec, channels, { ...options, live }));
+    await pumpStripes(body, params, codec, channels, { ...options, live });
     for (const channel of channels) channel.close();
   } catch (error) {
     // The writers' bodies fail mid-shard, so the nodes discard their temporary files.

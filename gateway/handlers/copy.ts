@@ -99,7 +99,7 @@ async function copyObject(context: RequestContext, endpoint: EndpointOf<"CopyObj
   const result = await context.store.put({
     bucket: endpoint.bucket,
     key: endpoint.key,
-    body: context.store.read(resolved, 0, source.size),
+    body: context.store.read(resolved, 0, source.size, { forCopy: true }),
     length: source.size,
     ...destinationMetadata(context.headers, source),
   });
@@ -136,7 +136,7 @@ async function uploadPartCopy(context: RequestContext, endpoint: EndpointOf<"Upl
     key: endpoint.key,
     uploadId: endpoint.uploadId,
     partNumber: endpoint.partNumber,
-    body: context.store.read(resolved, range.start, range.end),
+    body: context.store.read(resolved, range.start, range.end, { forCopy: true }),
     length: range.end - range.start,
   });
   await sendXml(context, copyPartResultXml({ etag: part.etag, lastModified: new Date(part.lastModified) }));

@@ -30,6 +30,8 @@ export interface ReadObjectOptions {
   readonly onShardFailure?: (shardIndex: number, error: unknown) => void;
   /** Disks the failure detector holds unusable (node suspect or down): their shards are read last. */
   readonly avoid?: AvoidDisk;
+  /** The bytes feed a copy's encoder, which holds a share of the stripe budget already (DecodeOptions.nestedInHeldShare). */
+  readonly forCopy?: boolean;
 }
 
 /** The bytes [start, end) of the resolved version, plain or multipart. */
@@ -41,6 +43,7 @@ export function readObject(cluster: Cluster, resolved: ResolvedVersion, start: n
     skipShards: unansweredShards(resolved),
     ...(options.avoid === undefined ? {} : { deferShards: avoidedShards(record, options.avoid) }),
     ...(options.onShardFailure === undefined ? {} : { onShardFailure: options.onShardFailure }),
+    ...(options.forCopy === true ? { nestedInHeldShare: true } : {}),
   };
   if (record.parts.length > 0) return readParts(cluster, record, start, end, decodeOptions);
   const params = encodeParamsOf(record);

@@ -195,9 +195,13 @@ export class ObjectStore {
     return resolved;
   }
 
-  read(resolved: ResolvedVersion, start: number, end: number): AsyncGenerator<Buffer> {
+  read(resolved: ResolvedVersion, start: number, end: number, purpose: { readonly forCopy?: boolean } = {}): AsyncGenerator<Buffer> {
     const { bucket, key } = resolved.record;
-    const options: ReadObjectOptions = { onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`), ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }) };
+    const options: ReadObjectOptions = {
+      onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`),
+      ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }),
+      ...(purpose.forCopy === true ? { forCopy: true } : {}),
+    };
     if (resolved.partial === true && isInline(resolved)) return this.#readInline(resolved, start, end, options);
     return readObject(this.#cluster, resolved, start, end, options);
   }

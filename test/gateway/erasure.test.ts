@@ -5,6 +5,7 @@ import type { StripeRange } from "../../core/storage-api.js";
 import { decodeInline, decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
 import { SHARD_HEADER_BYTES } from "../../core/limits.js";
 import { encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
+import { stripeBudget } from "../../gateway/erasure/stripe-budget.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_e4c0);
@@ -198,6 +199,33 @@ describe(`erasure encode/decode (seed ${seed})`, () => {
     const start = prng.int(0, size - 1);
     const end = prng.int(start, size);
     expect((await collect(decodeRange(params, cutSource(new Set([0, 2])), start, end))).equals(data.subarray(start, end))).toBe(true);
+  });
+
+  it("a read feeding a copy's encoder (nestedInHeldShare) starts with the stripe budget full and others waiting; another read waits", async () => {
+    const prng = new Prng(seed + 9);
+    const size = 3 * 1024 * 1024;
+    const params = { ...paramsFor(prng, 4, 2, size), blockBytes: 1024 * 1024 };
+    const data = prng.bytes(size);
+    const store = await encodeToMemory(prng, params, data);
+    const held = await stripeBudget.acquire(stripeBudget.capacityBytes - stripeBudget.usedBytes);
+    const queued = stripeBudget.acquire(1);
+    try {
+      const nested = decodeRange(params, memorySource(store, params, new Map()), 0, size, { nestedInHeldShare: true });
+      expect((await collect(nested)).equals(data)).toBe(true);
+      const reader = decodeRange(params, memorySource(store, params, new Map()), 0, size)[Symbol.asyncIterator]();
+      const plain = reader.next();
+      let started = false;
+      void plain.then(() => (started = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(started).toBe(false);
+      held();
+      (await queued)();
+      expect((await plain).done).toBe(false);
+      await reader.return(undefined); // releases its share
+      expect(stripeBudget.usedBytes).toBe(0);
+    } finally {
+      held();
+    }
   });
 
   it("commits with up to m failed shard writers and refuses below the write quorum", async () => {
