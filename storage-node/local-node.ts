@@ -51,6 +51,8 @@ export interface LocalNodeOptions {
   readonly logger?: Logger;
   /** Tests only: fails chosen file-system operations as if the kernel had (see disk.ts). */
   readonly faultInjection?: DiskFaultHook;
+  /** Tests only: the disks' monotonic clock in ms (the marker check's TTL, disk.ts). */
+  readonly now?: () => number;
 }
 
 interface LocalDisk {
@@ -79,7 +81,7 @@ function validateOptions(options: LocalNodeOptions): void {
 }
 
 async function openDisk(options: LocalNodeOptions, disk: LocalDiskOptions, logger: Logger): Promise<LocalDisk> {
-  const opened = new Disk({ id: disk.id, root: disk.path, logger, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }), ...(options.faultInjection === undefined ? {} : { faultInjection: options.faultInjection }) });
+  const opened = new Disk({ id: disk.id, root: disk.path, logger, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }), ...(options.faultInjection === undefined ? {} : { faultInjection: options.faultInjection }), ...(options.now === undefined ? {} : { now: options.now }) });
   await opened.initialize();
   await opened.scanShards();
   if (opened.state === "failed") return { disk: opened, records: undefined };

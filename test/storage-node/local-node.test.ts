@@ -15,7 +15,7 @@ import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { frameOffset, shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import type { ShardId } from "../../core/storage-api.js";
-import type { DiskFaultHook } from "../../storage-node/disk.js";
+import { DISK_WRITABLE_CHECK_TTL_MS, type DiskFaultHook } from "../../storage-node/disk.js";
 import { LocalNode, type LocalNodeOptions } from "../../storage-node/local-node.js";
 import { shardPath } from "../../storage-node/shard-files.js";
 import { Prng, seedFromEnv } from "../prng.js";
@@ -258,12 +258,15 @@ describe("LocalNode reads of damaged shard files", () => {
 
 describe("LocalNode disk failures", () => {
   it("marks a disk whose directory vanished failed, refuses it, and keeps serving the other", async () => {
-    const opened = await openNode("vanish");
+    let nowMs = 0;
+    const opened = await openNode("vanish", { now: () => nowMs });
     const shard = await contractShard(prng, { objectLength: 2000 });
     await write(opened.node, shard, "d1");
     await write(opened.node, shard, "d2");
     await opened.node.putBucket({ name: "vanish", created: 5 });
     await rm(opened.diskPath("d1"), { recursive: true, force: true });
+    // The marker check done for putBucket is believed for its TTL; the next write checks again.
+    nowMs += DISK_WRITABLE_CHECK_TTL_MS;
     const record = contractRecord(prng, { bucket: "vanish", key: "k" });
     expect(await codeOf(opened.node.putRecord("d1", record))).toBe("ERR_DISK_FAILED");
     expect(await diskState(opened.node, "d1")).toEqual({ state: "failed", reason: "its directory vanished" });
@@ -367,23 +370,44 @@ describe("LocalNode full disks", () => {
     await write(opened.node, third);
   });
 
-  it("concurrent record writes share one in-flight check of the disk marker; a later write gets its own", async () => {
+  it("concurrent record writes share one check of the disk marker, believed for its TTL; after it a removed marker fails the disk", async () => {
     let probes = 0;
-    const opened = await openNode("shared-probe", {
+    let nowMs = 0;
+    const opened = await openNode("marker-ttl", {
+      now: () => nowMs,
       faultInjection: (call) => {
         if (call.operation === "probe" && call.diskId === "d1") probes++;
         return undefined;
       },
     });
-    await opened.node.putBucket({ name: "probe", created: 1 });
-    const before = probes;
-    const replies = await Promise.all(Array.from({ length: 16 }, (_, index) => opened.node.putRecord("d1", contractRecord(prng, { bucket: "probe", key: `k${index}` }))));
-    expect(replies.every((reply) => reply.result === "stored")).toBe(true);
-    const shared = probes - before;
-    expect(shared).toBeGreaterThanOrEqual(1);
-    expect(shared).toBeLessThan(16);
-    await opened.node.putRecord("d1", contractRecord(prng, { bucket: "probe", key: "later" }));
-    expect(probes - before).toBe(shared + 1);
+    const put = (key: string) => opened.node.putRecord("d1", contractRecord(prng, { bucket: "ttl", key }));
+    const putMany = async (label: string) => {
+      const replies = await Promise.all(Array.from({ length: 16 }, (_, index) => put(`${label}-${index}`)));
+      expect(replies.map((reply) => reply.result)).toEqual(Array.from({ length: 16 }, () => "stored"));
+    };
+    await opened.node.putBucket({ name: "ttl", created: 1 });
+    expect(probes).toBe(1);
+    // Within the TTL of that check (measured from its start): no check at all.
+    await putMany("within");
+    nowMs += DISK_WRITABLE_CHECK_TTL_MS - 1;
+    await put("last-within");
+    expect(probes).toBe(1);
+    // At the TTL: sixteen concurrent writes share one new check.
+    nowMs += 1;
+    await putMany("after");
+    expect(probes).toBe(2);
+    // A removed marker is not noticed within the TTL of the last check (the documented cost)...
+    await rm(path.join(opened.diskPath("d1"), "tessera-disk.json"));
+    nowMs += DISK_WRITABLE_CHECK_TTL_MS - 1;
+    expect((await put("stale")).result).toBe("stored");
+    expect(probes).toBe(2);
+    // ...and is once the TTL ran out: the disk is failed and refuses writes from then on.
+    nowMs += 1;
+    expect(await codeOf(put("noticed"))).toBe("ERR_DISK_FAILED");
+    expect(probes).toBe(3);
+    expect(await diskState(opened.node, "d1")).toEqual({ state: "failed", reason: "its directory vanished" });
+    expect(await codeOf(put("refused"))).toBe("ERR_DISK_FAILED");
+    expect((await opened.node.putRecord("d2", contractRecord(prng, { bucket: "ttl", key: "other-disk" }))).result).toBe("stored");
   });
 
   it("counts concurrent writes against the capacity before they land", async () => {
