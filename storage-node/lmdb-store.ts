@@ -49,8 +49,12 @@ export class LmdbOrderedStore implements OrderedStore {
 
   *range(table: StoreTable, query: RangeQuery): Iterable<StoreEntry> {
     const options = { start: query.start, end: query.end, exclusiveStart: query.exclusiveStart === true, ...(query.limit === undefined ? {} : { limit: query.limit }) };
+    // With binary encodings lmdb-js hands out each key and value as a fresh Buffer of its own
+    // (a copy out of the map, never its reused read buffer), so they are passed on as they are;
+    // record-store.test.ts checks entries outlive later reads and writes.
     for (const { key, value } of this.#table(table).getRange(options)) {
-      yield { key: Buffer.from(key), value: Buffer.from(value) };
+      assert(Buffer.isBuffer(key) && Buffer.isBuffer(value), "binary encodings read as Buffers");
+      yield { key, value };
     }
   }
 

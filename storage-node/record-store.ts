@@ -86,6 +86,9 @@ export class RecordStore {
 
   async putRecord(input: ObjectRecord): Promise<PutRecordReply> {
     const record = normalizeRecord(input);
+    // Encoded now, outside the write transaction, and before the caller can touch its inline
+    // payload again (normalizeRecord does not copy it).
+    const encoded = encodeRecord(record);
     const key = recordKey(record.bucket, record.key, record.versionId);
     const result = await this.#store.write((writer): PutRecordResult => {
       const stored = writer.get("records", key);
@@ -94,7 +97,7 @@ export class RecordStore {
       if (decision !== "stored") return decision;
       if (existing !== undefined) putPlacements(writer, existing, key, false);
       else writeCount(writer, readCount(writer) + 1);
-      writer.put("records", key, encodeRecord(record));
+      writer.put("records", key, encoded);
       putPlacements(writer, record, key, true);
       return decision;
     });

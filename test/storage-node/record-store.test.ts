@@ -12,6 +12,7 @@ import type { ObjectRecord } from "../../core/storage-api.js";
 import { LmdbOrderedStore } from "../../storage-node/lmdb-store.js";
 import { MemoryOrderedStore, type OrderedStore, type RangeQuery, type StoreEntry, type StoreTable, type StoreWriter } from "../../storage-node/ordered-store.js";
 import { afterObjectKey, keyPrefixStart, objectKeyStart, recordKey } from "../../storage-node/record-keys.js";
+import { decodeRecord, encodeRecord, normalizeRecord } from "../../storage-node/record-rules.js";
 import { RecordStore } from "../../storage-node/record-store.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
@@ -144,5 +145,86 @@ describe.each(stores)("a listing page over the %s store", (_name, makeStore) => 
     expect(page.records.map((stored) => stored.key)).toEqual(keys.slice(151, 161));
     expect(page.nextStartAfter).toBe("key/0160");
     await records.close();
+  });
+});
+
+describe.each(stores)("entries read from the %s store", (_name, makeStore) => {
+  it("are the caller's own: later reads, overwrites and removals leave them as they were read", async () => {
+    const prng = new Prng(seed + 2);
+    const store = await makeStore();
+    const keys = Array.from({ length: 8 }, (_, at) => Buffer.from(`key-${at}`, "utf8"));
+    const values = keys.map((_, at) => prng.bytes(at % 2 === 0 ? 24 : 5000));
+    await store.write((writer) => keys.forEach((key, at) => writer.put("records", key, values[at] as Buffer)));
+    const read = [...store.range("records", { start: Buffer.from("key-", "utf8"), end: Buffer.from("key.", "utf8") })];
+    const single = store.get("records", keys[0] as Buffer);
+    await store.write((writer) => keys.forEach((key, at) => (at % 2 === 0 ? writer.put("records", key, Buffer.alloc(values[at]?.length ?? 0, 0xee)) : writer.remove("records", key))));
+    for (const _entry of store.range("records", { start: Buffer.from("key-", "utf8"), end: Buffer.from("key.", "utf8") }));
+    expect(read.map((entry) => entry.key)).toEqual(keys);
+    expect(read.map((entry) => entry.value)).toEqual(values);
+    expect(single).toEqual(values[0]);
+    await store.close();
+  });
+});
+
+describe("the stored record encoding", () => {
+  const full: ObjectRecord = {
+    ...record(new Prng(seed + 3), "k/é ✓\u{10ffff}", "0".repeat(31) + "1", true),
+    contentType: "text/plain",
+    userMetadata: { owner: "me", "x-quote": '"\\\n' },
+    systemMetadata: { "cache-control": "no-cache" },
+    parts: [{ partNumber: 1, partVersionId: "a".repeat(32), size: 5, etag: "e1", blockBytes: 16 }],
+    inline: new Prng(seed + 4).bytes(4099),
+  };
+
+  it("decodes what it encodes, field for field, with and without an inline payload", () => {
+    const { inline: _inline, ...bare } = full;
+    for (const input of [full, bare] as ObjectRecord[]) {
+      const decoded = decodeRecord(encodeRecord(normalizeRecord(input)));
+      expect(decoded).toEqual(input);
+      expect(Buffer.isBuffer(decoded.inline)).toBe(input.inline !== undefined);
+    }
+  });
+
+  it("is byte for byte format 1: a 0x01 byte, then the record's JSON with the payload in base64, last", () => {
+    const { inline, ...rest } = normalizeRecord(full);
+    const expected = Buffer.concat([Buffer.of(1), Buffer.from(JSON.stringify({ ...rest, inline: inline?.toString("base64") }), "utf8")]);
+    expect(encodeRecord(normalizeRecord(full))).toEqual(expected);
+  });
+
+  it("is taken from the record when it is put: changing the caller's payload afterwards changes nothing stored", async () => {
+    // Over LMDB, whose write transaction runs after putRecord has returned its promise.
+    const root = await mkdtemp(path.join(os.tmpdir(), "tessera-test-records-"));
+    roots.push(root);
+    const records = new RecordStore(LmdbOrderedStore.open(root));
+    const payload = Buffer.from(full.inline as Buffer);
+    const put = records.putRecord({ ...full, inline: payload });
+    payload.fill(0);
+    expect((await put).result).toBe("stored");
+    expect(records.getRecords(full.bucket, full.key)[0]?.inline).toEqual(full.inline);
+    await records.close();
+  });
+});
+
+describe("record validation", () => {
+  const good = record(new Prng(seed + 5), "k", "0".repeat(31) + "1", true);
+  const cases: [string, Partial<Record<keyof ObjectRecord, unknown>>, string][] = [
+    ["a lone surrogate in the key", { key: "a\ud800b" }, "record.key: must be valid Unicode (no lone surrogates)"],
+    ["a key of 1025 UTF-8 bytes in 513 UTF-16 units", { key: "😀".repeat(256) + "k" }, "record.key: must be at most 1024 UTF-8 bytes, got 1025"],
+    ["an upper-case version id", { versionId: "A".repeat(32) }, `record.versionId: must be 32 lowercase hex characters, got "${"A".repeat(32)}"`],
+    ["an etag of 1026 UTF-8 bytes", { etag: "é".repeat(513) }, "record.etag: must be a string of at most 1024 bytes"],
+    ["a shard index placed twice", { placement: [0, 0].map((shardIndex) => ({ shardIndex, nodeId: "n1", diskId: "d1" })) }, "placement[1].shardIndex: must be a distinct integer in 0..2"],
+    ["a shard index past k + m", { placement: [{ shardIndex: 3, nodeId: "n1", diskId: "d1" }] }, "placement[0].shardIndex: must be a distinct integer in 0..2"],
+    ["a node id with a slash", { placement: [{ shardIndex: 0, nodeId: "n/1", diskId: "d1" }] }, 'placement[0].nodeId: must match /^[a-z0-9][a-z0-9_-]{0,62}$/i, got "n/1"'],
+    ["a part with a bad version id", { parts: [{ partNumber: 1, partVersionId: "x", size: 1, etag: "e", blockBytes: 16 }] }, 'parts[0].partVersionId: must be 32 lowercase hex characters, got "x"'],
+    ["an inline payload that is not bytes", { inline: "text" }, "record.inline: must be a Buffer"],
+  ];
+
+  it.each(cases)("refuses %s, naming the field", (_label, change, message) => {
+    expect(() => normalizeRecord({ ...good, ...change } as ObjectRecord)).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT", message }));
+  });
+
+  it("takes keys and strings right at their byte limits", () => {
+    for (const key of ["😀".repeat(256), "é".repeat(512), "k".repeat(1024)]) expect(normalizeRecord({ ...good, key }).key).toBe(key);
+    expect(normalizeRecord({ ...good, etag: "é".repeat(512) }).etag).toBe("é".repeat(512));
   });
 });
