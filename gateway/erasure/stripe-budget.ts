@@ -20,12 +20,15 @@ const MiB = 1024 * 1024;
 
 /**
  * Stripe bytes all requests hold at once. The gateway's own footprint (code, heap, tsx, MD5
- * worker, sockets) is about 150-180 MiB on this 2-core VM; 32 MiB of stripes plus the garbage
- * they leave until V8 collects it (as much again: network reads and frames are fresh buffers)
- * keeps the whole under 256 MiB, and is still seven 64 MiB PUTs or eight GETs at once in their
- * data phase, more than two cores can feed (48 MiB peaked at 243 MiB with 16 PUTs and GETs).
+ * worker, sockets) is about 150-180 MiB on this 2-core VM, and V8 leaves up to 64 MiB of
+ * network reads and stripes as garbage before external memory triggers a collection. 24 MiB
+ * is still five 64 MiB PUTs or six GETs at once in their data phase, more than two cores can
+ * feed. Measured with 16 concurrent 16 MiB PUTs, then GETs, then both
+ * (test/gateway/memory-concurrent.test.ts): peak RSS 207-222 MiB at 24 MiB, 235-257 MiB at 32
+ * MiB, which left too little room under the 256 MiB bound; 64 MiB PUT and GET ×4 throughput
+ * showed no difference between the two beyond the run-to-run noise.
  */
-export const STRIPE_BUDGET_BYTES = 32 * MiB;
+export const STRIPE_BUDGET_BYTES = 24 * MiB;
 
 /** Stripes a PUT holds: the one being cut, the one queued for the shard writers, the one they are sending. */
 export const PUT_STRIPES_HELD = 3;
