@@ -163,16 +163,43 @@ export class ErasureCodec {
     const sources = indexesBelow(this.shardCount)
       .filter((index) => chunks[index] !== undefined)
       .slice(0, this.k);
-    const stripe = scratch?.stripe ?? Buffer.allocUnsafe(this.k * chunkBytes);
-    const parity = scratch?.parity ?? Buffer.allocUnsafe(this.m * chunkBytes);
-    const view = (index: number): Buffer =>
-      index < this.k ? chunkView(stripe, index, chunkBytes) : chunkView(parity, index - this.k, chunkBytes);
-    for (const index of sources) presentChunk(chunks, index).copy(view(index));
-
-    await runAddon(this.#context, bitmask(sources), bitmask(targets), stripe, parity);
-    const result = wanted.map((index) => chunks[index] ?? view(index));
+    const place = scratch ?? this.createScratch(chunkBytes);
+    for (const index of sources) presentChunk(chunks, index).copy(this.scratchChunk(place, index));
+    await this.#reconstructPlaced(place, sources, targets);
+    const result = wanted.map((index) => chunks[index] ?? this.scratchChunk(place, index));
     assert(result.every((chunk) => chunk.length === chunkBytes), "every returned chunk has the set's size");
     return result;
+  }
+
+  /** Chunk `index` of a scratch (createScratch's layout): data chunks in `stripe`, parity in `parity`. */
+  scratchChunk(scratch: ReconstructScratch, index: number): Buffer {
+    requireIntegerIn(index, "index", 0, this.shardCount - 1);
+    const chunkBytes = scratch.stripe.length / this.k;
+    return index < this.k ? chunkView(scratch.stripe, index, chunkBytes) : chunkView(scratch.parity, index - this.k, chunkBytes);
+  }
+
+  /**
+   * Computes the chunks at `targets` in place, in a scratch whose chunks at `sources` (exactly
+   * k indexes) the caller has already filled (scratchChunk). For a reader that has its chunks
+   * in pieces: one copy of each into place, instead of joining it first and reconstruct
+   * copying the join. At most m targets, none of them a source.
+   */
+  async reconstructInPlace(scratch: ReconstructScratch, sources: readonly number[], targets: readonly number[]): Promise<void> {
+    requireArgument(Buffer.isBuffer(scratch.stripe) && Buffer.isBuffer(scratch.parity), "scratch", `expected {stripe, parity} Buffers, got ${describeValue(scratch)}`);
+    const chunkBytes = scratch.stripe.length / this.k;
+    requireArgument(Number.isInteger(chunkBytes) && scratch.parity.length === this.m * chunkBytes, "scratch", "expected createScratch's layout: k and m chunks of one size");
+    requireChunkBytes(chunkBytes, "scratch");
+    const sourceSet = new Set(sources);
+    requireArgument(sourceSet.size === this.k && sources.length === this.k, "sources", `expected ${this.k} distinct shard indexes, got ${describeValue(sources)}`);
+    for (const [position, index] of [...sources, ...targets].entries()) requireIntegerIn(index, `index ${position}`, 0, this.shardCount - 1);
+    requireArgument(targets.length <= this.m && targets.every((index) => !sourceSet.has(index)) && new Set(targets).size === targets.length, "targets", `expected at most ${this.m} distinct indexes outside sources, got ${describeValue(targets)}`);
+    if (targets.length === 0) return;
+    await this.#reconstructPlaced(scratch, sources, targets);
+  }
+
+  async #reconstructPlaced(scratch: ReconstructScratch, sources: readonly number[], targets: readonly number[]): Promise<void> {
+    assert(this.#context !== undefined, "m >= 1 when a chunk is to be computed");
+    await runAddon(this.#context, bitmask(sources), bitmask(targets), scratch.stripe, scratch.parity);
   }
 
   async #encodeParity(stripe: Buffer, parity: Buffer): Promise<void> {

@@ -82,10 +82,14 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
         yield* sliceStripe(healthy as (readonly Buffer[])[], stripe * params.blockBytes, layout.chunkBytes, start, end);
         continue;
       }
-      const chunks = pieces.map(joinPieces);
-      scratch ??= codec.createScratch(layout.chunkBytes);
-      const rebuilt = await codec.reconstruct(chunks, dataIndexes, scratch);
-      const data = chunks.slice(0, params.k).map((chunk, index) => [chunk ?? copyOf(rebuilt[index] as Buffer)]);
+      // Degraded: k present chunks are copied into place in the scratch, piece by piece (no
+      // join first), the missing data chunks computed there and copied out; the present data
+      // chunks still go out as their pieces.
+      const place = (scratch ??= codec.createScratch(layout.chunkBytes));
+      const sources = pieces.flatMap((chunk, index) => (chunk === undefined ? [] : [index])).slice(0, params.k);
+      for (const index of sources) copyPieces(pieces[index] as readonly Buffer[], codec.scratchChunk(place, index));
+      await codec.reconstructInPlace(place, sources, dataIndexes.filter((index) => pieces[index] === undefined));
+      const data = healthy.map((chunk, index) => chunk ?? [copyOf(codec.scratchChunk(place, index))]);
       yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
     }
   } finally {
@@ -163,6 +167,13 @@ function* sliceStripe(data: readonly (readonly Buffer[])[], stripeStart: number,
       pieceStart += piece.length;
     }
   }
+}
+
+/** Copies a chunk's pieces, in order, into `target` (exactly their total length). */
+function copyPieces(pieces: readonly Buffer[], target: Buffer): void {
+  let at = 0;
+  for (const piece of pieces) at += piece.copy(target, at);
+  assert(at === target.length, "a chunk's pieces fill its place exactly");
 }
 
 /** One chunk from its pieces: the piece itself when it came whole, else a join. */
