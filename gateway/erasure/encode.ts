@@ -128,7 +128,8 @@ async function encodeStripe(stripe: Buffer, codec: ErasureCodec, channels: Chunk
   await Promise.all(channels.map((channel, index) => channel.push(chunks[index] as Buffer)));
 }
 
-function lengthError(declared: number, what: string): TesseraError {
+/** A body that carried more or fewer bytes than its declared length (also encodeInline's). */
+export function lengthError(declared: number, what: string): TesseraError {
   return new TesseraError("ERR_INCOMPLETE_BODY", `request body carried ${what} the ${declared} bytes declared`, { declared });
 }
 

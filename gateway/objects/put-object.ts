@@ -13,7 +13,7 @@ import { assert } from "../../core/assert.js";
 import { TesseraError, isTesseraError } from "../../core/errors.js";
 import { chooseBlockBytes, encodeShardHeader, frameOffset, shardLayout } from "../../core/shard-format.js";
 import type { LeaseFence, ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
-import { encodeObject, type EncodeParams, type ShardSink } from "../erasure/encode.js";
+import { encodeObject, lengthError, type EncodeParams, type ShardSink } from "../erasure/encode.js";
 import type { Cluster, ObjectPlacement } from "./cluster.js";
 import { OffloadedMd5 } from "./md5-offload.js";
 
@@ -151,13 +151,13 @@ export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buf
   const md5 = createHash("md5");
   let received = 0;
   for await (const piece of body instanceof Readable ? readableChunks(body) : body) {
-    if (received + piece.length > params.objectLength) throw bodyLengthError(params.objectLength, "more than");
+    if (received + piece.length > params.objectLength) throw lengthError(params.objectLength, "more than");
     observe?.(piece);
     md5.update(piece);
     piece.copy(data, received);
     received += piece.length;
   }
-  if (received < params.objectLength) throw bodyLengthError(params.objectLength, `only ${received} of`);
+  if (received < params.objectLength) throw lengthError(params.objectLength, `only ${received} of`);
   const codec = new ErasureCodec({ k: params.k, m: params.m });
   const shards = Array.from({ length: params.k + params.m }, (_, shardIndex) => {
     const shard = Buffer.allocUnsafe(layout.fileBytes);
@@ -176,10 +176,6 @@ export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buf
     });
   }
   return { digest: md5.digest(), inline: new Map(shards.map((shard, shardIndex) => [shardIndex, shard])) };
-}
-
-function bodyLengthError(declared: number, what: string): TesseraError {
-  return new TesseraError("ERR_INCOMPLETE_BODY", `request body carried ${what} the ${declared} bytes declared`, { declared });
 }
 
 /** Removes the shards of a write that will not be committed (nothing to do for inline ones). */
