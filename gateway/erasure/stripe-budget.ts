@@ -34,8 +34,9 @@ export const STRIPE_BUDGET_BYTES = 24 * MiB;
 export const PUT_STRIPES_HELD = 3;
 /**
  * Stripes a GET holds: the one being served, and about three more buffered on the way: each
- * of its k shard readers queues up to a chunk (core/readable-chunks.ts) plus the frame being
- * cut, and the response socket holds a chunk or two.
+ * of its k shard readers queues up to a chunk (core/readable-chunks.ts) plus the socket
+ * pieces of the chunk it is gathering (readFramePieces), and the response socket holds a
+ * chunk or two.
  */
 export const GET_STRIPES_HELD = 4;
 
