@@ -3,7 +3,8 @@
  * machine: Reed-Solomon 4+2 encode and MD5 on one core, one loopback HTTP hop (undici to a
  * node:http sink in another process, both directions, with its CPU cost per GB), small
  * request round trips per second, and sequential disk writes with one fsync at the end and
- * with an fsync per MiB (in the directory the cluster's disks live in).
+ * with an fsync per MiB (in the directory the cluster's disks live in, with O_DIRECT where
+ * that directory takes it, as the storage nodes write shard files).
  */
 import { createHash } from "node:crypto";
 import { open, rm } from "node:fs/promises";
@@ -17,6 +18,7 @@ import type { DataPool } from "./data.js";
 import { GB, KiB, MB, MiB, type Budget } from "./limits.js";
 import { cpuSeconds, ownCpuSeconds } from "./proc.js";
 import { spread, type Spread } from "./stats.js";
+import { DIRECT_WRITE_FLAGS, alignedBuffer, probeDirectIo } from "../storage-node/direct-io.js";
 
 /** Bytes per loopback request: one 64 MiB object, as the matrix's largest PUTs send (in BODY_PIECE_BYTES pieces, as they do). */
 const LOOPBACK_REQUEST_BYTES = 64 * MiB;
@@ -49,6 +51,8 @@ export interface Ceilings {
    * writes cost the nodes the same on the cores everything shares.
    */
   readonly diskWriteCpuSecondsPerGB: Spread;
+  /** Whether those writes used O_DIRECT (the directory took it), as the nodes' shard writes do. */
+  readonly diskWriteDirect: boolean;
 }
 
 async function timed(durationMs: number, step: () => Promise<number> | number): Promise<number> {
@@ -84,15 +88,19 @@ interface DiskRun {
   readonly cpuSecondsPerGB: number;
 }
 
-async function diskRun(directory: string, bytes: number, fsyncEach: boolean, data: DataPool): Promise<DiskRun> {
+async function diskRun(directory: string, bytes: number, fsyncEach: boolean, direct: boolean, data: DataPool): Promise<DiskRun> {
   const file = join(directory, `disk-ceiling-${fsyncEach ? "fsync" : "plain"}`);
   const piece = data.whole(1, DISK_WRITE_BYTES);
-  const handle = await open(file, "w");
+  // O_DIRECT wants aligned memory: the same bytes, copied once into an aligned buffer.
+  const source = direct ? alignedBuffer(DISK_WRITE_BYTES) : piece;
+  if (direct) source.set(piece);
+  await rm(file, { force: true });
+  const handle = await open(file, direct ? DIRECT_WRITE_FLAGS : "w", 0o644);
   try {
     const cpuBefore = ownCpuSeconds();
     const started = performance.now();
     for (let written = 0; written < bytes; written += piece.length) {
-      await handle.write(piece, 0, piece.length, null);
+      await handle.write(source, 0, source.length, null);
       if (fsyncEach) await handle.sync();
     }
     await handle.sync();
@@ -169,8 +177,9 @@ export async function measureCeilings(budget: Budget, data: DataPool, directory:
   }
   const plain: DiskRun[] = [];
   const synced: DiskRun[] = [];
-  for (const _ of runs) plain.push(await diskRun(directory, budget.diskBytes, false, data));
-  for (const _ of runs) synced.push(await diskRun(directory, budget.diskBytes / 2, true, data));
+  const direct = (await probeDirectIo(directory)).supported;
+  for (const _ of runs) plain.push(await diskRun(directory, budget.diskBytes, false, direct, data));
+  for (const _ of runs) synced.push(await diskRun(directory, budget.diskBytes / 2, true, direct, data));
   return {
     encodeMBps: spread(encode),
     md5MBps: spread(md5),
@@ -182,5 +191,6 @@ export async function measureCeilings(budget: Budget, data: DataPool, directory:
     diskWriteMBps: spread(plain.map((run) => run.megabytesPerSecond)),
     diskWriteFsyncPerMiBMBps: spread(synced.map((run) => run.megabytesPerSecond)),
     diskWriteCpuSecondsPerGB: spread(plain.map((run) => run.cpuSecondsPerGB)),
+    diskWriteDirect: direct,
   };
 }

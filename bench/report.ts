@@ -56,6 +56,7 @@ function figure(cell: CellResult | undefined, small: boolean): string {
 
 function ceilingRows(ceilings: Ceilings): string[] {
   const row = (name: string, value: Spread, unit: string, digits = 0): string => `| ${name} | ${formatSpread(value, digits)} ${unit} |`;
+  const how = ceilings.diskWriteDirect ? " (O_DIRECT)" : " (page cache)";
   return [
     "| ceiling | median (min–max) |",
     "|---|---|",
@@ -65,9 +66,9 @@ function ceilingRows(ceilings: Ceilings): string[] {
     row("loopback HTTP GET, node:http → undici, one connection", ceilings.loopbackGetMBps, "MB/s"),
     row("loopback HTTP, CPU per GB of one hop (both ends)", ceilings.loopbackCpuSecondsPerGB, "CPU s/GB", 2),
     row("small requests (4 KiB PUT, 16 in flight)", ceilings.smallRequestsPerSecond, "req/s"),
-    row("sequential disk write, 1 MiB writes, one fsync at the end", ceilings.diskWriteMBps, "MB/s"),
-    row("sequential disk write, fsync after every MiB", ceilings.diskWriteFsyncPerMiBMBps, "MB/s"),
-    row("sequential disk write, CPU per GB (one fsync at the end)", ceilings.diskWriteCpuSecondsPerGB, "CPU s/GB", 2),
+    row(`sequential disk write${how}, 1 MiB writes, one fsync at the end`, ceilings.diskWriteMBps, "MB/s"),
+    row(`sequential disk write${how}, fsync after every MiB`, ceilings.diskWriteFsyncPerMiBMBps, "MB/s"),
+    row(`sequential disk write${how}, CPU per GB (one fsync at the end)`, ceilings.diskWriteCpuSecondsPerGB, "CPU s/GB", 2),
   ];
 }
 

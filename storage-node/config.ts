@@ -30,6 +30,7 @@ import {
   type LogLevel,
 } from "../core/settings.js";
 import { NAME_ID_PATTERN } from "../core/storage-api.js";
+import { DIRECT_IO_MODES, type DirectIoMode } from "./direct-io.js";
 
 export { UsageError };
 
@@ -44,8 +45,10 @@ export const STORAGE_NODE_USAGE = `usage: tessera storage-node --id ID --disk DI
                         (repeat per disk; env TESSERA_DISKS, comma-separated)
   --secret-file FILE    the cluster secret, at least 32 bytes (env TESSERA_SECRET_FILE)
   --capacity-bytes N    cap each disk's usable bytes (env TESSERA_CAPACITY_BYTES)
+  --direct-io MODE      auto: shard files with O_DIRECT where the file system takes it;
+                        off: through the page cache (default auto; env TESSERA_DIRECT_IO)
   --config FILE         YAML or JSON file with the fields id, listen, disks, secretFile,
-                        capacityBytes, logLevel (env TESSERA_CONFIG); flags and env win
+                        capacityBytes, directIo, logLevel (env TESSERA_CONFIG); flags and env win
   --log-level LEVEL     ${LOG_LEVELS.join(", ")} (default info; env TESSERA_LOG_LEVEL)
   --help                show this message
 `;
@@ -63,6 +66,7 @@ export interface StorageNodeConfig {
   readonly secret: ClusterSecret;
   readonly secretFile: string;
   readonly capacityBytes?: number;
+  readonly directIo: DirectIoMode;
   readonly logLevel: LogLevel;
 }
 
@@ -73,6 +77,7 @@ interface RawSettings {
   disks?: { readonly values: string[]; readonly from: string };
   secretFile?: Given;
   capacityBytes?: Given;
+  directIo?: Given;
   logLevel?: Given;
 }
 
@@ -82,6 +87,7 @@ const FLAG_OPTIONS = {
   disk: { type: "string", multiple: true },
   "secret-file": { type: "string" },
   "capacity-bytes": { type: "string" },
+  "direct-io": { type: "string" },
   config: { type: "string" },
   "log-level": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -110,6 +116,7 @@ function fromFlags(values: ReturnType<typeof parseFlags<typeof FLAG_OPTIONS>>): 
     disks: values.disk === undefined ? undefined : { values: values.disk, from: "--disk" },
     secretFile: given(values["secret-file"], "--secret-file"),
     capacityBytes: given(values["capacity-bytes"], "--capacity-bytes"),
+    directIo: given(values["direct-io"], "--direct-io"),
     logLevel: given(values["log-level"], "--log-level"),
   });
 }
@@ -122,11 +129,12 @@ function fromEnvironment(env: NodeJS.ProcessEnv): RawSettings {
     disks: disks === undefined ? undefined : { values: disks.split(",").map((disk) => disk.trim()), from: "TESSERA_DISKS" },
     secretFile: given(nonEmpty(env.TESSERA_SECRET_FILE), "TESSERA_SECRET_FILE"),
     capacityBytes: given(nonEmpty(env.TESSERA_CAPACITY_BYTES), "TESSERA_CAPACITY_BYTES"),
+    directIo: given(nonEmpty(env.TESSERA_DIRECT_IO), "TESSERA_DIRECT_IO"),
     logLevel: given(nonEmpty(env.TESSERA_LOG_LEVEL), "TESSERA_LOG_LEVEL"),
   });
 }
 
-const CONFIG_FIELDS = new Set(["id", "listen", "disks", "secretFile", "capacityBytes", "logLevel"]);
+const CONFIG_FIELDS = new Set(["id", "listen", "disks", "secretFile", "capacityBytes", "directIo", "logLevel"]);
 
 async function readConfigFile(path: string): Promise<RawSettings> {
   const where = `--config ${path}`;
@@ -137,6 +145,7 @@ async function readConfigFile(path: string): Promise<RawSettings> {
     disks: fileStringList(fields, "disks", where),
     secretFile: fileScalar(fields, "secretFile", where),
     capacityBytes: fileScalar(fields, "capacityBytes", where),
+    directIo: fileScalar(fields, "directIo", where),
     logLevel: fileScalar(fields, "logLevel", where),
   });
 }
@@ -152,6 +161,7 @@ async function validate(raw: RawSettings): Promise<StorageNodeConfig> {
   if (raw.secretFile === undefined) throw new UsageError("--secret-file is required (or TESSERA_SECRET_FILE)");
   const secret = await loadClusterSecret(raw.secretFile);
   const capacityBytes = raw.capacityBytes === undefined ? undefined : parseCapacity(raw.capacityBytes);
+  const directIo = parseDirectIo(raw.directIo);
   const logLevel = parseLogLevel(raw.logLevel);
   return {
     nodeId: raw.id.value,
@@ -161,6 +171,7 @@ async function validate(raw: RawSettings): Promise<StorageNodeConfig> {
     secret,
     secretFile: resolve(raw.secretFile.value),
     ...(capacityBytes === undefined ? {} : { capacityBytes }),
+    directIo,
     logLevel,
   };
 }
@@ -200,6 +211,13 @@ async function ensureDirectory(disk: DiskConfig, from: string): Promise<void> {
     if (error instanceof UsageError) throw error;
     throw new UsageError(`${from}: cannot create disk directory ${disk.path} (${errnoOf(error)})`);
   }
+}
+
+function parseDirectIo(mode: Given | undefined): DirectIoMode {
+  if (mode === undefined) return "auto";
+  const known = DIRECT_IO_MODES.find((candidate) => candidate === mode.value);
+  if (known === undefined) throw new UsageError(`${mode.from}: '${mode.value}' is not a direct I/O mode (${DIRECT_IO_MODES.join(" or ")})`);
+  return known;
 }
 
 function parseCapacity(capacity: Given): number {

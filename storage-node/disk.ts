@@ -18,6 +18,7 @@ import type { Logger } from "pino";
 import { assert } from "../core/assert.js";
 import { TesseraError } from "../core/errors.js";
 import type { DiskState } from "../core/storage-api.js";
+import { probeDirectIo, type DirectIoMode } from "./direct-io.js";
 
 const MiB = 1024 * 1024;
 
@@ -100,6 +101,11 @@ export interface DiskOptions {
   readonly faultInjection?: DiskFaultHook;
   /** Monotonic milliseconds (tests inject a clock); the marker check's TTL runs on it. */
   readonly now?: () => number;
+  /**
+   * Shard files with O_DIRECT (direct-io.ts): "auto" (the default) where a probe at start-up
+   * finds the file system takes it, "off" never (the page cache is used, as any file).
+   */
+  readonly directIo?: DirectIoMode;
 }
 
 export interface DiskSpace {
@@ -127,6 +133,8 @@ export class Disk {
   #reservedBytes = 0;
   #shardBytes = 0;
   #shardCount = 0;
+  readonly #directIoMode: DirectIoMode;
+  #directIo = false;
 
   constructor(options: DiskOptions) {
     this.id = options.id;
@@ -139,6 +147,12 @@ export class Disk {
     this.#logger = options.logger.child({ diskId: this.id, path: this.root });
     this.#faults = options.faultInjection;
     this.#now = options.now ?? (() => performance.now());
+    this.#directIoMode = options.directIo ?? "auto";
+  }
+
+  /** Whether shard files on this disk are written and read with O_DIRECT (known after initialize). */
+  get directIo(): boolean {
+    return this.#directIo;
   }
 
   get state(): DiskState {
@@ -164,6 +178,7 @@ export class Disk {
       await this.#checkMarker();
       for (const dir of [this.shardsDir, this.tmpDir, this.recordsDir]) await fs.mkdir(dir, { recursive: true });
       await this.#cleanTemp();
+      await this.#chooseDirectIo();
     } catch (error) {
       if (error instanceof TesseraError && error.code === "ERR_INVALID_ARGUMENT") throw error;
       this.markFailed(`cannot initialize: ${describe(error)}`);
@@ -190,6 +205,17 @@ export class Disk {
       throw new Error(`${this.root} holds other files and no ${MARKER_FILE}: not a Tessera disk (or its marker was lost)`);
     }
     await writeFileDurably(this.#markerPath, JSON.stringify({ format: MARKER_FORMAT, diskId: this.id }) + "\n");
+  }
+
+  async #chooseDirectIo(): Promise<void> {
+    if (this.#directIoMode === "off") {
+      this.#logger.info({ directIo: false }, "shard files use the page cache (direct I/O is off)");
+      return;
+    }
+    const probe = await probeDirectIo(this.tmpDir);
+    this.#directIo = probe.supported;
+    if (probe.supported) this.#logger.info({ directIo: true }, "shard files use direct I/O (O_DIRECT)");
+    else this.#logger.info({ directIo: false, reason: probe.reason }, "shard files use the page cache: direct I/O is not available here");
   }
 
   async #cleanTemp(): Promise<void> {

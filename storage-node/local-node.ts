@@ -28,6 +28,7 @@ import type {
   StorageNode,
   StripeRange,
 } from "../core/storage-api.js";
+import { DIRECT_IO_MODES, type DirectIoMode } from "./direct-io.js";
 import { Disk, type DiskFaultHook, type DiskOperation } from "./disk.js";
 import { LeaseTable } from "./lease-table.js";
 import { LmdbOrderedStore } from "./lmdb-store.js";
@@ -53,6 +54,8 @@ export interface LocalNodeOptions {
   readonly faultInjection?: DiskFaultHook;
   /** Tests only: the disks' monotonic clock in ms (the marker check's TTL, disk.ts). */
   readonly now?: () => number;
+  /** Shard files with O_DIRECT where the file system takes it ("auto", the default) or never ("off"). */
+  readonly directIo?: DirectIoMode;
 }
 
 interface LocalDisk {
@@ -78,10 +81,11 @@ function validateOptions(options: LocalNodeOptions): void {
   });
   const capacity = options.capacityBytes;
   requireArgument(capacity === undefined || (Number.isSafeInteger(capacity) && capacity > 0), "capacityBytes", `must be a positive integer, got ${String(capacity)}`);
+  requireArgument(options.directIo === undefined || DIRECT_IO_MODES.includes(options.directIo), "directIo", `must be one of ${DIRECT_IO_MODES.join(", ")}, got ${String(options.directIo)}`);
 }
 
 async function openDisk(options: LocalNodeOptions, disk: LocalDiskOptions, logger: Logger): Promise<LocalDisk> {
-  const opened = new Disk({ id: disk.id, root: disk.path, logger, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }), ...(options.faultInjection === undefined ? {} : { faultInjection: options.faultInjection }), ...(options.now === undefined ? {} : { now: options.now }) });
+  const opened = new Disk({ id: disk.id, root: disk.path, logger, ...(options.capacityBytes === undefined ? {} : { capacityBytes: options.capacityBytes }), ...(options.faultInjection === undefined ? {} : { faultInjection: options.faultInjection }), ...(options.now === undefined ? {} : { now: options.now }), ...(options.directIo === undefined ? {} : { directIo: options.directIo }) });
   await opened.initialize();
   await opened.scanShards();
   if (opened.state === "failed") return { disk: opened, records: undefined };

@@ -59,6 +59,7 @@ async function serve(config: StorageNodeConfig, logger: Logger): Promise<number>
     nodeId: config.nodeId,
     disks: config.disks.map((disk) => ({ id: disk.id, path: disk.path })),
     ...(config.capacityBytes === undefined ? {} : { capacityBytes: config.capacityBytes }),
+    directIo: config.directIo,
     logger: logger.child({ component: "local-node" }),
   });
   const server = new StorageServer({

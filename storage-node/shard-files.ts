@@ -7,7 +7,8 @@
  * string, and is checked to stay inside the disk. A write goes to a fresh file in the disk's
  * own tmp/ (same file system), is verified as it streams, fsynced, renamed into place and
  * the directory fsynced: after a crash at any moment a shard is either absent or complete,
- * and the temp file is removed at the next start.
+ * and the temp file is removed at the next start. Where the disk takes it, shard files are
+ * written and read with O_DIRECT (direct-io.ts), in aligned blocks from aligned buffers.
  */
 import { promises as fs } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
@@ -15,6 +16,7 @@ import path from "node:path";
 import { assert } from "../core/assert.js";
 import { TesseraError } from "../core/errors.js";
 import type { ShardId, StripeRange } from "../core/storage-api.js";
+import { DIRECT_IO_ALIGNMENT, DIRECT_READ_FLAGS, DIRECT_WRITE_FLAGS, alignDown, alignUp, alignedBuffer } from "./direct-io.js";
 import { isMissing, syncDirectory, type Disk } from "./disk.js";
 import { alignedReadBytes, readVerifiedShard, receiveShard, validateShardId, type ShardSource } from "./shard-verify.js";
 
@@ -36,6 +38,7 @@ export const SHARD_READ_BYTES = 1024 * KiB + 4 * KiB;
  * 2-3 copied; node CPU 3.2-4.7 -> 2.4-3.0 s per shard GB). The copy costs far less.
  */
 export const WRITE_BATCH_BYTES = 1024 * KiB;
+assert(WRITE_BATCH_BYTES % DIRECT_IO_ALIGNMENT === 0, "a full write batch is whole O_DIRECT blocks");
 /** Idle write buffers kept for reuse per process: 8 MiB at most. */
 const POOLED_WRITE_BUFFERS_MAX = 8;
 /** Rename attempts when a concurrent delete removed the object's directory under a write. */
@@ -44,6 +47,11 @@ const RENAME_ATTEMPTS_MAX = 3;
 const POOLED_READ_BYTES_MIN = 64 * KiB;
 /** Idle read buffers kept for reuse per process: 16 MiB at most. */
 const POOLED_READ_BUFFERS_MAX = 16;
+/**
+ * Size of a pooled read buffer: one read of SHARD_READ_BYTES plus, for O_DIRECT, the aligned
+ * blocks around it (up to one block before its start and one after its end).
+ */
+const POOLED_READ_BUFFER_BYTES = SHARD_READ_BYTES + 2 * DIRECT_IO_ALIGNMENT;
 
 /**
  * Read buffers of SHARD_READ_BYTES, recycled: a fresh 1 MiB buffer per read costs V8 a full
@@ -53,22 +61,26 @@ const POOLED_READ_BUFFERS_MAX = 16;
  * consumer that never does so simply keeps it, and the garbage collector frees it.
  */
 const idleReadBuffers: Buffer[] = [];
-/** Pooled buffers out with a consumer, by their memory: the length of the piece lent. */
-const lentReadBuffers = new WeakMap<ArrayBufferLike, number>();
+/** Pooled buffers out with a consumer, by their memory: where the piece lent starts, and its length. */
+const lentReadBuffers = new WeakMap<ArrayBufferLike, { readonly offset: number; readonly length: number }>();
 
 function isPooled(length: number): boolean {
-  return length >= POOLED_READ_BYTES_MIN && length <= SHARD_READ_BYTES;
+  return length >= POOLED_READ_BYTES_MIN && length <= POOLED_READ_BUFFER_BYTES;
 }
 
-/** A buffer for a read of `length` bytes: a recycled one of SHARD_READ_BYTES when pooled. */
-function takeReadBuffer(length: number): Buffer {
-  if (!isPooled(length)) return Buffer.allocUnsafe(length);
-  return idleReadBuffers.pop() ?? Buffer.allocUnsafeSlow(SHARD_READ_BYTES);
+/**
+ * A buffer for a read of `length` bytes: a recycled one of POOLED_READ_BUFFER_BYTES when
+ * pooled. Pooled and direct reads get aligned memory (O_DIRECT's rule); small buffered ones
+ * a plain buffer.
+ */
+function takeReadBuffer(length: number, direct: boolean): Buffer {
+  if (isPooled(length)) return idleReadBuffers.pop() ?? alignedBuffer(POOLED_READ_BUFFER_BYTES);
+  return direct ? alignedBuffer(length) : Buffer.allocUnsafe(length);
 }
 
 function recycleReadBuffer(buffer: Buffer): void {
-  const pooled = buffer.byteOffset === 0 && buffer.buffer.byteLength === SHARD_READ_BYTES;
-  if (pooled && idleReadBuffers.length < POOLED_READ_BUFFERS_MAX) idleReadBuffers.push(Buffer.from(buffer.buffer, 0, SHARD_READ_BYTES));
+  const pooled = buffer.buffer.byteLength === POOLED_READ_BUFFER_BYTES;
+  if (pooled && idleReadBuffers.length < POOLED_READ_BUFFERS_MAX) idleReadBuffers.push(Buffer.from(buffer.buffer, 0, POOLED_READ_BUFFER_BYTES));
 }
 
 /**
@@ -79,8 +91,8 @@ function recycleReadBuffer(buffer: Buffer): void {
  * that is still in use.
  */
 export function releaseShardPiece(piece: Buffer): void {
-  const lentBytes = lentReadBuffers.get(piece.buffer);
-  if (lentBytes === undefined || piece.byteOffset !== 0 || piece.length !== lentBytes) return;
+  const lent = lentReadBuffers.get(piece.buffer);
+  if (lent === undefined || piece.byteOffset !== lent.offset || piece.length !== lent.length) return;
   lentReadBuffers.delete(piece.buffer);
   recycleReadBuffer(piece);
 }
@@ -112,16 +124,25 @@ async function writeAll(handle: FileHandle, buffer: Buffer, length: number): Pro
 }
 
 async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: AsyncIterable<Uint8Array>, declaredBytes: number, signal: AbortSignal | undefined): Promise<void> {
-  const handle = await disk.io("open-write", temp, () => fs.open(temp, "wx", 0o644));
-  // Never more than the shard: a small one does not take (or keep) a whole batch buffer.
+  const direct = disk.directIo;
+  const handle = await disk.io("open-write", temp, () => fs.open(temp, direct ? DIRECT_WRITE_FLAGS : "wx", 0o644));
+  // Never more than the shard (rounded up to whole blocks): a small one does not take (or
+  // keep) a whole batch buffer. Aligned memory either way, as O_DIRECT needs.
   const pooled = declaredBytes >= WRITE_BATCH_BYTES;
-  const buffer = pooled ? (idleWriteBuffers.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES)) : Buffer.allocUnsafe(declaredBytes);
+  const buffer = pooled ? (idleWriteBuffers.pop() ?? alignedBuffer(WRITE_BATCH_BYTES)) : alignedBuffer(declaredBytes);
   let filled = 0;
+  let written = 0;
   const flush = async (): Promise<void> => {
     const length = filled;
     filled = 0;
     if (length === 0) return;
-    await disk.io("write", temp, () => writeAll(handle, buffer, length));
+    // O_DIRECT writes whole blocks. Only a shard's last write can be partial (a full batch is
+    // whole blocks): it is padded with zeros here and the file cut back to its length below.
+    const bytes = direct ? alignUp(length) : length;
+    assert(written % DIRECT_IO_ALIGNMENT === 0 || !direct, "only the last direct write is padded");
+    buffer.fill(0, length, bytes);
+    await disk.io("write", temp, () => writeAll(handle, buffer, bytes));
+    written += length;
   };
   try {
     await receiveShard(
@@ -139,6 +160,7 @@ async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: A
       signal,
     );
     await flush();
+    if (direct && written % DIRECT_IO_ALIGNMENT !== 0) await disk.io("write", temp, () => handle.truncate(written));
     await disk.io("fsync", temp, () => handle.sync());
   } finally {
     await handle.close();
@@ -199,27 +221,37 @@ export async function writeShardFile(disk: Disk, shard: ShardId, body: AsyncIter
   }
 }
 
-async function* readRange(disk: Disk, handle: FileHandle, file: string, start: number, end: number, alignBytes?: number): AsyncGenerator<Buffer> {
+/**
+ * Reads [start, end) of an open shard file in pieces of about SHARD_READ_BYTES (whole
+ * `alignBytes` frames). A direct read covers the aligned blocks around the piece and hands
+ * out the piece's part of them.
+ */
+async function* readRange(disk: Disk, handle: FileHandle, file: string, direct: boolean, start: number, end: number, alignBytes?: number): AsyncGenerator<Buffer> {
   const readBytes = alignedReadBytes(SHARD_READ_BYTES, alignBytes);
   for (let position = start; position < end; ) {
     const length = Math.min(readBytes, end - position);
-    const buffer = takeReadBuffer(length);
+    const from = direct ? alignDown(position) : position;
+    const skip = position - from;
+    const span = direct ? alignUp(skip + length) : length;
+    const buffer = takeReadBuffer(span, direct);
     let bytesRead: number;
     try {
-      ({ bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, length, position)));
+      ({ bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, span, from)));
     } catch (error) {
       recycleReadBuffer(buffer);
       throw error;
     }
-    if (bytesRead === 0) {
+    // A direct read past the piece (the blocks around it) or short at the end of the file.
+    const got = Math.min(bytesRead - skip, length);
+    if (got <= 0) {
       recycleReadBuffer(buffer);
       return; // The file shrank under us: the parser reports it truncated.
     }
-    const piece = buffer.subarray(0, bytesRead);
+    const piece = buffer.subarray(skip, skip + got);
     // From here the buffer is the consumer's until it gives the piece back (or forever).
-    if (isPooled(length)) lentReadBuffers.set(piece.buffer, bytesRead);
+    if (isPooled(span)) lentReadBuffers.set(piece.buffer, { offset: skip, length: got });
     yield piece;
-    position += bytesRead;
+    position += got;
   }
 }
 
@@ -227,9 +259,10 @@ async function* readRange(disk: Disk, handle: FileHandle, file: string, start: n
 export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeRange): AsyncGenerator<Buffer> {
   const file = shardPath(disk, shard);
   disk.requireUsable();
+  const direct = disk.directIo;
   let handle: FileHandle;
   try {
-    handle = await disk.io("open-read", file, () => fs.open(file, "r"));
+    handle = await disk.io("open-read", file, () => fs.open(file, direct ? DIRECT_READ_FLAGS : "r"));
   } catch (error) {
     if (isMissing(error)) throw shardNotFound(disk.id, shard);
     throw error;
@@ -237,7 +270,7 @@ export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeR
   try {
     const source: ShardSource = {
       size: async () => (await disk.io("read", file, () => handle.stat())).size,
-      read: (start, end, alignBytes) => readRange(disk, handle, file, start, end, alignBytes),
+      read: (start, end, alignBytes) => readRange(disk, handle, file, direct, start, end, alignBytes),
     };
     yield* readVerifiedShard(source, shard, range);
   } finally {

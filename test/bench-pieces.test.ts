@@ -25,6 +25,7 @@ const ceilings: Ceilings = {
   diskWriteMBps: one(600),
   diskWriteFsyncPerMiBMBps: one(280),
   diskWriteCpuSecondsPerGB: one(1),
+  diskWriteDirect: true,
 };
 const inputs: ModelInputs = { ceilings, cores: 2, k: 4, m: 2 };
 

@@ -472,6 +472,8 @@ describe("CLI: each bad flag exits 2 with its message and no stack trace", () =>
     ["secret file that does not exist", () => [...without("--secret-file"), "--secret-file", `${dirs.root}/nope`], /secret file .*nope: cannot read it \(ENOENT\)/],
     ["secret too short", () => [...without("--secret-file"), "--secret-file", shortSecret], /the secret must be 32\.\.4096 bytes, got 9/],
     ["bad capacity", () => [...base(), "--capacity-bytes", "12GB"], /--capacity-bytes: '12GB' is not a positive whole number of bytes/],
+    ["bad direct I/O mode", () => [...base(), "--direct-io", "sometimes"], /--direct-io: 'sometimes' is not a direct I\/O mode \(auto or off\)/],
+    ["bad direct I/O mode from the environment", () => base(), /TESSERA_DIRECT_IO: 'on' is not a direct I\/O mode/, { TESSERA_DIRECT_IO: "on" }],
     ["bad log level", () => [...base(), "--log-level", "loud"], /--log-level: 'loud' is not one of/],
     ["unknown config field", () => [...base(), "--config", badConfig], /unknown field 'diskz'/],
     ["bad listen from the environment", () => without("--listen"), /TESSERA_LISTEN: 'nowhere' is not HOST:PORT/, { TESSERA_LISTEN: "nowhere" }],
@@ -496,16 +498,18 @@ describe("CLI: each bad flag exits 2 with its message and no stack trace", () =>
   it("starts from a YAML config file and TESSERA_* variables", async () => {
     const scratch = await makeTempDir("tessera-config-");
     const config = join(scratch, "node.yaml");
-    await writeFile(config, `id: n7\nlisten: 127.0.0.1:0\ndisks:\n  - ${join(scratch, "x")}\n  - ssd=${join(scratch, "y")}\n`);
+    await writeFile(config, `id: n7\nlisten: 127.0.0.1:0\ndirectIo: "off"\ndisks:\n  - ${join(scratch, "x")}\n  - ssd=${join(scratch, "y")}\n`);
     const node = await startNode(prng, {
       nodeId: "n7",
       dirs: { ...dirs, disks: [], diskIds: [] },
       extraArgs: ["--config", config],
-      env: { TESSERA_LOG_LEVEL: "info" },
+      logLevel: "info",
     });
     const health = await node.client().health();
     expect(health).toMatchObject({ nodeId: "n7" });
     expect(health.disks.map((disk) => disk.diskId).sort()).toEqual(["ssd", "x"]);
+    // Both disks were told: no O_DIRECT (the config file's directIo).
+    expect(node.output().match(/direct I\/O is off/g)).toHaveLength(2);
     expect((await node.stop()).code).toBe(0);
   });
 });

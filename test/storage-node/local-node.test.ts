@@ -43,6 +43,14 @@ storageContract("LocalNode", async () => {
   return { node, diskIds, cleanup: () => node.close() };
 });
 
+// The buffered path (what a disk gets when its file system refuses O_DIRECT) keeps the contract too.
+storageContract("LocalNode, direct I/O off", async () => {
+  const root = await makeRoot("contract-buffered");
+  const diskIds = ["d1", "d2"];
+  const node = await LocalNode.open({ nodeId: "n1", disks: diskIds.map((id) => ({ id, path: path.join(root, id) })), directIo: "off" });
+  return { node, diskIds, cleanup: () => node.close() };
+});
+
 // --- Helpers ------------------------------------------------------------------------------
 
 const seed = seedFromEnv(0x5eed_0402);
