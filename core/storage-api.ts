@@ -84,7 +84,7 @@ export interface ObjectRecord {
     readonly blockBytes: number;
     readonly checksumAlgorithm: ChecksumAlgorithm;
   };
-  /** Where each shard index really is; length k + m (empty for inline and delete markers). */
+  /** Where each shard index really is; length k + m, inline objects included (empty for delete markers). */
   readonly placement: readonly ShardLocation[];
   /** Multipart parts in order; empty for a plain object. */
   readonly parts: readonly PartRecord[];

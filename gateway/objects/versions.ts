@@ -265,10 +265,16 @@ function holdersOf(record: ObjectRecord, byDisk: ReadonlyMap<string, { location:
   return holders;
 }
 
+/**
+ * Whether a record's inline shard (if any) is shard `shardIndex` of this very object version:
+ * its header names the record's object and version (parts are never inline: part 0). A
+ * mismatch (a bug, or bytes that only look valid) makes the disk not a holder: parity fills in.
+ */
 function inlineMatches(record: ObjectRecord, shardIndex: number): boolean {
   if (record.inline === undefined) return true;
   try {
-    return decodeShardHeader(record.inline).shardIndex === shardIndex;
+    decodeShardHeader(record.inline, { objectId: Buffer.from(record.objectId, "hex"), versionId: Buffer.from(record.versionId, "hex"), partNumber: 0, shardIndex });
+    return true;
   } catch {
     return false;
   }
