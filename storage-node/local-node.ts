@@ -215,6 +215,11 @@ export class LocalNode implements StorageNode {
     return this.#records(this.#disk(diskId), "record-read", (records) => records.getRecords(bucket, key));
   }
 
+  /** getRecords as each record's wire JSON text, unparsed (RecordStore.getRecordsJson). */
+  async getRecordsJson(diskId: string, bucket: string, key: string): Promise<string[]> {
+    return this.#records(this.#disk(diskId), "record-read", (records) => records.getRecordsJson(bucket, key));
+  }
+
   async deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean> {
     return this.#records(this.#disk(diskId), "record-write", (records) => records.deleteRecord(bucket, key, versionId));
   }

@@ -252,6 +252,12 @@ export function encodeRecord(record: ObjectRecord): Buffer {
   return Buffer.from(`${RECORD_FORMAT_PREFIX}${json.slice(0, -1)},"inline":"${inline.toString("base64")}"}`, "utf8");
 }
 
+/** A stored record's JSON text: its wire form, byte for byte (see encodeRecord). */
+export function recordJsonText(bytes: Buffer): string {
+  assert(bytes[0] === RECORD_FORMAT_VERSION, "records on disk were written by this format");
+  return bytes.toString("utf8", 1);
+}
+
 export function decodeRecord(bytes: Buffer): ObjectRecord {
   assert(bytes[0] === RECORD_FORMAT_VERSION, "records on disk were written by this format");
   // A StoredRecord until its payload is turned into bytes in place (the object is ours alone).

@@ -40,6 +40,7 @@ import {
   decidePut,
   decodeBucket,
   decodeRecord,
+  recordJsonText,
   encodeBucket,
   encodeRecord,
   normalizeBucket,
@@ -109,6 +110,18 @@ export class RecordStore {
     let older = 0;
     for (const _entry of this.#store.range("records", { start: key, end: afterObjectKey(bucket, objectKey), exclusiveStart: true })) older++;
     return older;
+  }
+
+  /**
+   * Every version of one key, newest first, as the JSON text of its wire form
+   * (JSON.stringify(recordToWire(record))): what encodeRecord stored after its format byte,
+   * passed on without parsing it and serializing it again (record reads of small GETs).
+   */
+  getRecordsJson(bucket: string, key: string): string[] {
+    validateBucketName(bucket);
+    validateObjectKey(key);
+    const entries = this.#store.range("records", { start: objectKeyStart(bucket, key), end: afterObjectKey(bucket, key) });
+    return [...entries].map((entry) => recordJsonText(entry.value));
   }
 
   /** Every version of one key, newest first. */

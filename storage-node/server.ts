@@ -58,6 +58,11 @@ export const SHUTDOWN_DRAIN_MS = 3_000;
 /** After cutting connections, aborted writes get this long to remove their temporary files. */
 export const SHUTDOWN_ABORT_MS = 1_500;
 
+/** A node that can hand out stored records as their wire JSON text (LocalNode). */
+interface RecordJsonSource {
+  getRecordsJson(diskId: string, bucket: string, key: string): Promise<string[]>;
+}
+
 /** What a route's request body is, checked against the signed content hash. */
 type BodyKind = "none" | "json" | "stream";
 
@@ -537,10 +542,11 @@ export class StorageServer {
       const { record, fence } = recordPutFromWire(request.body);
       return await this.#call(this.#node.putRecord(diskId, record, fence));
     });
-    this.app.post(ROUTES.recordBatch, json, async (request) => {
+    this.app.post(ROUTES.recordBatch, json, async (request, reply) => {
       const ops = batchOpsFromWire(request.body);
-      const results = await Promise.all(ops.map((op) => this.#batchOp(op)));
-      return { results };
+      // Each result is JSON text already: stored records go out as stored (#batchOpJson).
+      const results = await Promise.all(ops.map((op) => this.#batchOpJson(op)));
+      return reply.type("application/json; charset=utf-8").send(`{"results":[${results.join(",")}]}`);
     });
     this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
@@ -568,6 +574,22 @@ export class StorageServer {
     });
   }
 
+  /**
+   * One operation of a batch as the JSON text of its BatchResultWire. A node that keeps records
+   * as their wire JSON (LocalNode.getRecordsJson) answers a record read with the stored text,
+   * neither parsed nor serialized again; any other answer is JSON.stringify of #batchOp's.
+   */
+  async #batchOpJson(op: BatchOp): Promise<string> {
+    const node = this.#node as StorageNode & Partial<RecordJsonSource>;
+    if (op.op !== "getRecords" || node.getRecordsJson === undefined) return JSON.stringify(await this.#batchOp(op));
+    try {
+      const texts = await this.#call(node.getRecordsJson(parseDiskId(op.diskId), op.bucket, op.key));
+      return `{"ok":{"records":[${texts.join(",")}]}}`;
+    } catch (error) {
+      return JSON.stringify(this.#batchError(error, op));
+    }
+  }
+
   /** One operation of a batch, answered on its own: its failure is only its caller's. */
   async #batchOp(op: BatchOp): Promise<BatchResultWire> {
     try {
@@ -575,11 +597,16 @@ export class StorageServer {
       if (op.op === "getRecords") return { ok: { records: (await this.#call(this.#node.getRecords(diskId, op.bucket, op.key))).map(recordToWire) } };
       return { ok: await this.#call(this.#node.putRecord(diskId, recordFromWire(op.record))) };
     } catch (error) {
-      if (error instanceof AssertionError) throw error; // a bug: the whole request fails loudly
-      const { body } = toWireError(error);
-      if (body.code === "ERR_INTERNAL") this.#log.error({ err: error, op: op.op }, "batched record operation failed");
-      return { error: body };
+      return this.#batchError(error, op);
     }
+  }
+
+  /** A batch operation's failure as its own answer; a broken invariant fails the whole request. */
+  #batchError(error: unknown, op: BatchOp): BatchResultWire {
+    if (error instanceof AssertionError) throw error; // a bug: the whole request fails loudly
+    const { body } = toWireError(error);
+    if (body.code === "ERR_INTERNAL") this.#log.error({ err: error, op: op.op }, "batched record operation failed");
+    return { error: body };
   }
 
   #installLeaseRoutes(): void {

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ChecksumAlgorithm } from "../../core/checksum.js";
+import { recordToWire } from "../../core/internal-api.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
 import { LmdbOrderedStore } from "../../storage-node/lmdb-store.js";
 import { MemoryOrderedStore, type OrderedStore, type RangeQuery, type StoreEntry, type StoreTable, type StoreWriter } from "../../storage-node/ordered-store.js";
@@ -189,6 +190,21 @@ describe("the stored record encoding", () => {
     const { inline, ...rest } = normalizeRecord(full);
     const expected = Buffer.concat([Buffer.of(1), Buffer.from(JSON.stringify({ ...rest, inline: inline?.toString("base64") }), "utf8")]);
     expect(encodeRecord(normalizeRecord(full))).toEqual(expected);
+  });
+
+  it("is read back as JSON text that is exactly the wire form, for every version of a key (getRecordsJson)", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "tessera-test-records-"));
+    roots.push(root);
+    const records = new RecordStore(LmdbOrderedStore.open(root));
+    const { inline: _inline, ...bare } = full;
+    await records.putRecord(full);
+    await records.putRecord({ ...bare, versionId: "0".repeat(31) + "2" });
+    const texts = records.getRecordsJson(full.bucket, full.key);
+    expect(texts).toEqual(records.getRecords(full.bucket, full.key).map((stored) => JSON.stringify(recordToWire(stored))));
+    expect(texts).toHaveLength(2);
+    expect(records.getRecordsJson(full.bucket, `${full.key}-absent`)).toEqual([]);
+    expect(() => records.getRecordsJson("", full.key)).toThrow(/bucket/);
+    await records.close();
   });
 
   it("is taken from the record when it is put: changing the caller's payload afterwards changes nothing stored", async () => {
