@@ -19,7 +19,7 @@ import type {
   PutRecordReply,
   PutRecordResult,
 } from "../core/storage-api.js";
-import type { OrderedStore, StoreWriter } from "./ordered-store.js";
+import type { OrderedStore, StoreEntry, StoreWriter } from "./ordered-store.js";
 import {
   afterObjectKey,
   bucketEnd,
@@ -118,18 +118,19 @@ export class RecordStore {
    * passed on without parsing it and serializing it again (record reads of small GETs).
    */
   getRecordsJson(bucket: string, key: string): string[] {
-    validateBucketName(bucket);
-    validateObjectKey(key);
-    const entries = this.#store.range("records", { start: objectKeyStart(bucket, key), end: afterObjectKey(bucket, key) });
-    return [...entries].map((entry) => recordJsonText(entry.value));
+    return this.#versionsOf(bucket, key).map((entry) => recordJsonText(entry.value));
   }
 
   /** Every version of one key, newest first. */
   getRecords(bucket: string, key: string): ObjectRecord[] {
+    return this.#versionsOf(bucket, key).map((entry) => decodeRecord(entry.value));
+  }
+
+  /** The stored entries of every version of one key, newest first. */
+  #versionsOf(bucket: string, key: string): StoreEntry[] {
     validateBucketName(bucket);
     validateObjectKey(key);
-    const entries = this.#store.range("records", { start: objectKeyStart(bucket, key), end: afterObjectKey(bucket, key) });
-    return [...entries].map((entry) => decodeRecord(entry.value));
+    return [...this.#store.range("records", { start: objectKeyStart(bucket, key), end: afterObjectKey(bucket, key) })];
   }
 
   async deleteRecord(bucket: string, key: string, versionId: string): Promise<boolean> {
