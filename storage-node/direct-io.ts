@@ -56,7 +56,11 @@ export function alignUp(length: number): number {
   return alignDown(length + DIRECT_IO_ALIGNMENT - 1);
 }
 
-/** A Buffer of `bytes` rounded up to the alignment, starting at an aligned address (contents unset). */
+/**
+ * A Buffer of `bytes` rounded up to the alignment, starting at an aligned address (contents
+ * unset). Its memory is not counted by V8 (the addon does not report it), so a GC is never
+ * started on its account: callers keep such buffers in pools rather than allocate per use.
+ */
 export function alignedBuffer(bytes: number): Buffer {
   addon ??= createRequire(import.meta.url)("@ronomon/direct-io") as DirectIoAddon;
   return addon.getAlignedBuffer(alignUp(Math.max(1, bytes)), DIRECT_IO_ALIGNMENT);

@@ -39,7 +39,19 @@ export const SHARD_READ_BYTES = 1024 * KiB + 4 * KiB;
  */
 export const WRITE_BATCH_BYTES = 1024 * KiB;
 assert(WRITE_BATCH_BYTES % DIRECT_IO_ALIGNMENT === 0, "a full write batch is whole O_DIRECT blocks");
-/** Idle write buffers kept for reuse per process: 8 MiB at most. */
+/**
+ * Smallest write buffer. Write buffers come in powers of two from here up to WRITE_BATCH_BYTES,
+ * the smallest that holds the shard (or a whole batch, for larger shards): a small shard does
+ * not hold a 1 MiB buffer, and every size is reused. Shard files exist only for objects over
+ * the inline limit (64 KiB), so their shards are rarely much smaller than this.
+ */
+const WRITE_BUFFER_BYTES_MIN = 64 * KiB;
+assert(Number.isInteger(Math.log2(WRITE_BATCH_BYTES / WRITE_BUFFER_BYTES_MIN)), "write buffer sizes double from the smallest up to a batch");
+/**
+ * Idle write buffers kept for reuse per size: at most 8 × (64 KiB + ... + 1 MiB), about 16 MiB.
+ * Reuse matters beyond allocation cost: the aligned buffers' memory is not counted by V8
+ * (direct-io.ts), so fresh ones per write would be freed only when a GC comes for other reasons.
+ */
 const POOLED_WRITE_BUFFERS_MAX = 8;
 /** Rename attempts when a concurrent delete removed the object's directory under a write. */
 const RENAME_ATTEMPTS_MAX = 3;
@@ -112,7 +124,21 @@ export function shardNotFound(diskId: string, shard: ShardId): TesseraError {
   return new TesseraError("ERR_NOT_FOUND", `disk ${diskId} has no shard ${shardName(shard)}`, { diskId, ...shard });
 }
 
-const idleWriteBuffers: Buffer[] = [];
+/** Idle aligned write buffers by their size (a power of two, see WRITE_BUFFER_BYTES_MIN). */
+const idleWriteBuffers = new Map<number, Buffer[]>();
+
+/** A write buffer for a shard of `declaredBytes`: the smallest size class that holds it (or a batch). */
+function takeWriteBuffer(declaredBytes: number): Buffer {
+  let bytes = WRITE_BUFFER_BYTES_MIN;
+  while (bytes < declaredBytes && bytes < WRITE_BATCH_BYTES) bytes *= 2;
+  return idleWriteBuffers.get(bytes)?.pop() ?? alignedBuffer(bytes);
+}
+
+function recycleWriteBuffer(buffer: Buffer): void {
+  const idle = idleWriteBuffers.get(buffer.length) ?? [];
+  if (idle.length < POOLED_WRITE_BUFFERS_MAX) idle.push(buffer);
+  idleWriteBuffers.set(buffer.length, idle);
+}
 
 /** Writes `length` bytes of `buffer` at the file's current position, finishing a short write. */
 async function writeAll(handle: FileHandle, buffer: Buffer, length: number): Promise<void> {
@@ -126,10 +152,9 @@ async function writeAll(handle: FileHandle, buffer: Buffer, length: number): Pro
 async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: AsyncIterable<Uint8Array>, declaredBytes: number, signal: AbortSignal | undefined): Promise<void> {
   const direct = disk.directIo;
   const handle = await disk.io("open-write", temp, () => fs.open(temp, direct ? DIRECT_WRITE_FLAGS : "wx", 0o644));
-  // Never more than the shard (rounded up to whole blocks): a small one does not take (or
-  // keep) a whole batch buffer. Aligned memory either way, as O_DIRECT needs.
-  const pooled = declaredBytes >= WRITE_BATCH_BYTES;
-  const buffer = pooled ? (idleWriteBuffers.pop() ?? alignedBuffer(WRITE_BATCH_BYTES)) : alignedBuffer(declaredBytes);
+  // Aligned memory either way, as O_DIRECT needs; a whole number of blocks, since every size
+  // class is.
+  const buffer = takeWriteBuffer(declaredBytes);
   let filled = 0;
   let written = 0;
   const flush = async (): Promise<void> => {
@@ -165,7 +190,7 @@ async function receiveIntoTemp(disk: Disk, temp: string, shard: ShardId, body: A
   } finally {
     await handle.close();
     // receiveShard awaits its sink before it reads on or returns: no write uses the buffer now.
-    if (pooled && idleWriteBuffers.length < POOLED_WRITE_BUFFERS_MAX) idleWriteBuffers.push(buffer);
+    recycleWriteBuffer(buffer);
   }
 }
 
