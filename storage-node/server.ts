@@ -58,10 +58,13 @@ export const SHUTDOWN_DRAIN_MS = 3_000;
 /** After cutting connections, aborted writes get this long to remove their temporary files. */
 export const SHUTDOWN_ABORT_MS = 1_500;
 
-/** A node that can hand out stored records as their wire JSON text (LocalNode). */
-interface RecordJsonSource {
+/**
+ * The node a server serves (LocalNode): the storage interface, plus record reads as each
+ * stored record's wire JSON text, which record batches pass on without parsing.
+ */
+export type ServedNode = StorageNode & {
   getRecordsJson(diskId: string, bucket: string, key: string): Promise<string[]>;
-}
+};
 
 /** What a route's request body is, checked against the signed content hash. */
 type BodyKind = "none" | "json" | "stream";
@@ -73,7 +76,7 @@ declare module "fastify" {
 }
 
 export interface StorageServerOptions {
-  readonly node: StorageNode;
+  readonly node: ServedNode;
   readonly verifier: RequestVerifier;
   readonly logger: Logger;
   /** Called on a broken invariant (a bug): the process should log and exit. */
@@ -324,7 +327,7 @@ async function sendShard(response: ServerResponse, first: IteratorResult<Buffer>
 export class StorageServer {
   readonly app: FastifyInstance;
   readonly metrics: NodeMetrics;
-  readonly #node: StorageNode;
+  readonly #node: ServedNode;
   readonly #verifier: RequestVerifier;
   readonly #log: Logger;
   readonly #onFatal: (error: Error) => void;
@@ -575,38 +578,21 @@ export class StorageServer {
   }
 
   /**
-   * One operation of a batch as the JSON text of its BatchResultWire. A node that keeps records
-   * as their wire JSON (LocalNode.getRecordsJson) answers a record read with the stored text,
-   * neither parsed nor serialized again; any other answer is JSON.stringify of #batchOp's.
+   * One operation of a batch, answered on its own (its failure is only its caller's), as the
+   * JSON text of its BatchResultWire. A record read answers with the records' stored text,
+   * neither parsed nor serialized again (ServedNode.getRecordsJson).
    */
   async #batchOpJson(op: BatchOp): Promise<string> {
-    const node = this.#node as StorageNode & Partial<RecordJsonSource>;
-    if (op.op !== "getRecords" || node.getRecordsJson === undefined) return JSON.stringify(await this.#batchOp(op));
-    try {
-      const texts = await this.#call(node.getRecordsJson(parseDiskId(op.diskId), op.bucket, op.key));
-      return `{"ok":{"records":[${texts.join(",")}]}}`;
-    } catch (error) {
-      return JSON.stringify(this.#batchError(error, op));
-    }
-  }
-
-  /** One operation of a batch, answered on its own: its failure is only its caller's. */
-  async #batchOp(op: BatchOp): Promise<BatchResultWire> {
     try {
       const diskId = parseDiskId(op.diskId);
-      if (op.op === "getRecords") return { ok: { records: (await this.#call(this.#node.getRecords(diskId, op.bucket, op.key))).map(recordToWire) } };
-      return { ok: await this.#call(this.#node.putRecord(diskId, recordFromWire(op.record))) };
+      if (op.op === "getRecords") return `{"ok":{"records":[${(await this.#call(this.#node.getRecordsJson(diskId, op.bucket, op.key))).join(",")}]}}`;
+      return JSON.stringify({ ok: await this.#call(this.#node.putRecord(diskId, recordFromWire(op.record))) } satisfies BatchResultWire);
     } catch (error) {
-      return this.#batchError(error, op);
+      if (error instanceof AssertionError) throw error; // a bug: the whole request fails loudly
+      const { body } = toWireError(error);
+      if (body.code === "ERR_INTERNAL") this.#log.error({ err: error, op: op.op }, "batched record operation failed");
+      return JSON.stringify({ error: body } satisfies BatchResultWire);
     }
-  }
-
-  /** A batch operation's failure as its own answer; a broken invariant fails the whole request. */
-  #batchError(error: unknown, op: BatchOp): BatchResultWire {
-    if (error instanceof AssertionError) throw error; // a bug: the whole request fails loudly
-    const { body } = toWireError(error);
-    if (body.code === "ERR_INTERNAL") this.#log.error({ err: error, op: op.op }, "batched record operation failed");
-    return { error: body };
   }
 
   #installLeaseRoutes(): void {
