@@ -113,8 +113,7 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
     const { digest, inline } = await encodeInline(params, input.body, input.observe);
     return { digest, blockBytes: params.blockBytes, committed: placement.locations, missingShards: [], inline };
   }
-  const inline = undefined;
-  const sink = inline === undefined ? shardSink(cluster, placement, input.versionId, input.partNumber) : memorySink(inline);
+  const sink = shardSink(cluster, placement, input.versionId, input.partNumber);
   // MD5 in a worker thread: the event loop's dearest step otherwise (md5-offload.ts).
   const md5 = new OffloadedMd5();
   let encoded: Awaited<ReturnType<typeof encodeObject>>;
@@ -132,7 +131,7 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
   }
   const committed = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
   const missingShards = placement.locations.filter((location) => !committed.includes(location)).map((location) => location.shardIndex);
-  return { digest: await md5.digest(), blockBytes: params.blockBytes, committed, missingShards, ...(inline === undefined ? {} : { inline }) };
+  return { digest: await md5.digest(), blockBytes: params.blockBytes, committed, missingShards };
 }
 
 /**
@@ -220,14 +219,6 @@ function shardSink(cluster: Cluster, placement: ObjectPlacement, versionId: stri
     if (location === undefined || node === undefined) throw new TesseraError("ERR_NODE_UNAVAILABLE", `no node for shard ${shardIndex}`);
     const shard: ShardId = { objectId: placement.objectIdHex, versionId, partNumber, shardIndex };
     await node.writeShard(location.diskId, shard, body, declaredBytes);
-  };
-}
-
-function memorySink(into: Map<number, Buffer>): ShardSink {
-  return async (shardIndex, body) => {
-    const parts: Buffer[] = [];
-    for await (const part of body) parts.push(part);
-    into.set(shardIndex, Buffer.concat(parts));
   };
 }
 
