@@ -10,8 +10,12 @@ export class FixedCutter {
     return this.#pendingBytes;
   }
 
-  /** Feeds `input`; calls `emit` with every complete piece of `size()` bytes. */
-  feed(input: Buffer, size: () => number, emit: (piece: Buffer) => void): void {
+  /**
+   * Feeds `input`; calls `emit` with every complete piece of `size()` bytes: a view of `input`
+   * where one holds the whole piece, else the bytes joined into `allocate(size)` (a fresh
+   * buffer by default; a caller that knows when a piece is done with may hand out reused ones).
+   */
+  feed(input: Buffer, size: () => number, emit: (piece: Buffer) => void, allocate: (bytes: number) => Buffer = Buffer.allocUnsafe): void {
     let rest = input;
     while (rest.length > 0) {
       const want = size() - this.#pendingBytes;
@@ -23,7 +27,10 @@ export class FixedCutter {
         this.#pending.push(take);
         this.#pendingBytes += take.length;
         if (take.length === want) {
-          const piece = Buffer.concat(this.#pending, this.#pendingBytes);
+          const piece = allocate(this.#pendingBytes);
+          assert(piece.length === this.#pendingBytes, "an allocated piece is exactly one piece long");
+          let at = 0;
+          for (const part of this.#pending) at += part.copy(piece, at);
           this.#pending = [];
           this.#pendingBytes = 0;
           emit(piece);

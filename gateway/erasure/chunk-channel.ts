@@ -15,10 +15,16 @@ export class ChunkChannel implements AsyncIterable<Buffer> {
   #wakeProducer: (() => void) | undefined;
   #wakeConsumer: (() => void) | undefined;
   #iterated = false;
+  #taken = 0;
 
   constructor(capacity: number) {
     assert(Number.isInteger(capacity) && capacity >= 1, "a channel holds at least one chunk");
     this.#capacity = capacity;
+  }
+
+  /** Chunks the consumer has taken so far. */
+  get taken(): number {
+    return this.#taken;
   }
 
   /** True once the consumer stopped (its write failed): pushes are dropped. */
@@ -76,6 +82,7 @@ export class ChunkChannel implements AsyncIterable<Buffer> {
         if (this.#failure !== undefined) throw this.#failure.error;
         const chunk = this.#queue.shift();
         if (chunk !== undefined) {
+          this.#taken += 1;
           this.#wake("producer");
           yield chunk;
         } else if (this.#closed || this.abandoned) {

@@ -30,8 +30,12 @@ const MiB = 1024 * 1024;
  */
 export const STRIPE_BUDGET_BYTES = 24 * MiB;
 
-/** Stripes a PUT holds: the one being cut, the one queued for the shard writers, the one they are sending. */
-export const PUT_STRIPES_HELD = 3;
+/**
+ * Stripes a PUT holds: the one being cut, the one queued for the shard writers, the one they
+ * are sending, and one sent, kept to be used again (StripeBuffers in encode.ts keeps this many
+ * slots per PUT, reused round robin).
+ */
+export const PUT_STRIPES_HELD = 4;
 /**
  * Stripes a GET holds: the one being served, and about three more buffered on the way: each
  * of its k shard readers queues up to a chunk (core/readable-chunks.ts) plus the socket

@@ -4,7 +4,7 @@ import { chooseBlockBytes, frameOffset, shardLayout } from "../../core/shard-for
 import type { StripeRange } from "../../core/storage-api.js";
 import { decodeInline, decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
 import { SHARD_HEADER_BYTES } from "../../core/limits.js";
-import { encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
+import { FLUSH_LAG_CHUNKS, REUSED_CHUNK_BYTES_MIN, STRIPE_BUFFERS_PER_PUT, encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
 import { stripeBudget } from "../../gateway/erasure/stripe-budget.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
@@ -275,5 +275,63 @@ describe(`erasure encode/decode (seed ${seed})`, () => {
       observe: (piece) => seen.push(Buffer.from(piece)),
     });
     expect(Buffer.concat(seen).equals(data)).toBe(true);
+  });
+
+  describe("stripe memory reuse", () => {
+    /** Chunks just big enough to be reused; a few dozen stripes. */
+    const chunkBytes = REUSED_CHUNK_BYTES_MIN;
+    const stripes = 6 * STRIPE_BUFFERS_PER_PUT + 1;
+
+    function bigParams(prng: Prng, k: number, m: number): EncodeParams {
+      return { checksumAlgorithm: ChecksumAlgorithm.Crc32c, k, m, blockBytes: k * chunkBytes, partNumber: 0, objectLength: stripes * k * chunkBytes - 5, objectId: prng.bytes(16), versionId: prng.bytes(16) };
+    }
+
+    /**
+     * A sink at the edge of the contract: it keeps each chunk it takes uncopied and copies it
+     * only when it takes the FLUSH_LAG_CHUNKS-th chunk after it (or at the end); `slow`
+     * shards wait a few turns after each piece, with chunks held. Notes every chunk's memory.
+     */
+    function lateSink(store: Map<number, Buffer>, memory: Map<number, Set<ArrayBufferLike>>, slow: ReadonlySet<number>): ShardSink {
+      return async (shardIndex, body) => {
+        const done: Buffer[] = [];
+        const held: Buffer[] = [];
+        for await (const piece of body) {
+          // Taking a piece and copying the chunk FLUSH_LAG_CHUNKS back are one step (no await
+          // between): the contract is "copied by the time the later one is taken".
+          if (piece.length !== chunkBytes) {
+            done.push(Buffer.from(piece));
+            if (slow.has(shardIndex)) for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+            continue;
+          }
+          const seen = memory.get(shardIndex) ?? new Set();
+          seen.add(piece.buffer);
+          memory.set(shardIndex, seen);
+          done.push(piece);
+          held.push(piece);
+          if (held.length > FLUSH_LAG_CHUNKS) {
+            const oldest = held.shift() as Buffer;
+            done[done.indexOf(oldest)] = Buffer.from(oldest);
+          }
+          if (slow.has(shardIndex)) for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+        }
+        store.set(shardIndex, Buffer.concat(done.map((part) => (held.includes(part) ? Buffer.from(part) : part))));
+      };
+    }
+
+    it("reuses a stripe's memory only once every writer is FLUSH_LAG_CHUNKS chunks past it: every shard stays exact", async () => {
+      const prng = new Prng(seed + 11);
+      for (const [k, m, slow] of [[4, 2, new Set<number>()], [2, 1, new Set([1])], [4, 2, new Set([0, 5])]] as const) {
+        const params = bigParams(prng, k, m);
+        const data = prng.bytes(params.objectLength);
+        const expected = await encodeToMemory(prng, params, data);
+        const store = new Map<number, Buffer>();
+        const memory = new Map<number, Set<ArrayBufferLike>>();
+        await encodeObject(pieces(data, prng), params, lateSink(store, memory, slow), { writeQuorum: k + m });
+        for (let index = 0; index < k + m; index++) expect((store.get(index) as Buffer).equals(expected.get(index) as Buffer), `${k}+${m} slow ${[...slow].join(",")} shard ${index}`).toBe(true);
+        // Parity chunks came from a handful of buffers, not one per stripe (the body's pieces
+        // are small here, so data chunks are joined copies: reused too).
+        if (slow.size === 0) for (let index = 0; index < k + m; index++) expect((memory.get(index) as Set<ArrayBufferLike>).size, `shard ${index}`).toBeLessThanOrEqual(STRIPE_BUFFERS_PER_PUT + 1);
+      }
+    });
   });
 });
