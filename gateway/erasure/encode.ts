@@ -181,7 +181,7 @@ type StripeSlot = { stripe: number; joined?: Buffer; parity?: Buffer };
  * A writer that gave up (abandoned) does not count: its request is dead, whatever its socket
  * still sends.
  */
-export class StripeBuffers {
+class StripeBuffers {
   readonly #channels: readonly ChunkChannel[];
   readonly #parityBytes: number;
   readonly #reuse: boolean;
