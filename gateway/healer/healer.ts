@@ -55,6 +55,12 @@ interface Persisted {
   epoch?: number;
   down: Record<string, number>;
   retired: Array<{ id: string; url: string }>;
+  /**
+   * Kinds whose last job ended incomplete (an object left degraded, a listing that failed):
+   * a retry is owed. Kept here so that a restarted gateway retries at once instead of taking
+   * the completed-but-incomplete job as done (the back-off timer lives only in memory).
+   */
+  retriesOwed?: ScanKind[];
 }
 
 /** Jobs kept in `history` for status. */
@@ -169,6 +175,7 @@ export class Healer {
     const retired = new Map(this.#persisted.retired.filter((node) => this.cluster.node(node.id) === undefined).map((node) => [node.id, this.#options.connect(node)]));
     if (retired.size > 0) this.cluster.setMap(this.cluster.map, retired);
     this.detector.restoreDown(new Map(Object.entries(this.#persisted.down)));
+    for (const kind of this.#persisted.retriesOwed ?? []) this.#retryAt.set(kind, this.#now());
     this.#lastOut = this.detector.outDisks();
     this.detector.start();
     this.setConcurrency(this.#concurrency);
@@ -395,7 +402,8 @@ export class Healer {
     this.#vouched.clear();
     const job = new ScanJob(this.#scanEnvironment(kind, paced), { id: `${kind}-${this.#now()}`, kind, basis, startedAt: this.#now() }, resume);
     const abort = new AbortController();
-    const running: Running = { job, abort, outKey: this.outKey(), degraded: 0, done: Promise.resolve() };
+    // Objects a resumed job left degraded before its checkpoint still make it incomplete.
+    const running: Running = { job, abort, outKey: this.outKey(), degraded: resume?.degraded ?? 0, done: Promise.resolve() };
     this.#running = running;
     this.#lastJob = job;
     const record: JobRecord = { id: job.id, kind, resumed: job.resumed, startedAt: this.#now() };
@@ -439,6 +447,7 @@ export class Healer {
       this.#persisted.failureDoneFor = running.outKey;
       this.#retryAt.delete("failure");
       this.#retryDelay.delete("failure");
+      this.#owe("failure", false);
     }
     // A clean failure scan or full scan leaves nothing known at risk (what was counted got repaired).
     if (!incomplete && job.kind !== "scrub" && running.outKey === this.outKey()) this.progress.resetRisk(new Map(), 0);
@@ -453,11 +462,18 @@ export class Healer {
     } else {
       this.#retryDelay.delete(retryKind);
     }
+    this.#owe(retryKind, incomplete);
     await this.#state.save(`checkpoint/${job.kind}`, { done: true });
     if (!incomplete && (job.kind === "scan" || job.kind === "rebalance")) await this.#checkRetired();
     await this.#saveState();
     this.#options.logger.info({ kind: job.kind, scanned: job.scanned, degraded: running.degraded, listingErrors: job.listingErrors.slice(0, 5) }, "scan completed");
     return !incomplete;
+  }
+
+  /** Notes in the persisted state whether a retry of `kind` is owed (saved with it). */
+  #owe(kind: ScanKind, owed: boolean): void {
+    const others = (this.#persisted.retriesOwed ?? []).filter((each) => each !== kind);
+    this.#persisted.retriesOwed = owed ? [...others, kind] : others;
   }
 
   /**
@@ -485,7 +501,8 @@ export class Healer {
     this.#checkpointing = true;
     this.#lastCheckpoint = this.#now();
     try {
-      await this.#state.save(`checkpoint/${running.job.kind}`, running.job.checkpointState()).catch(() => false);
+      const checkpoint: ScanCheckpoint = { ...running.job.checkpointState(), degraded: running.degraded };
+      await this.#state.save(`checkpoint/${running.job.kind}`, checkpoint).catch(() => false);
     } finally {
       this.#checkpointing = false;
     }

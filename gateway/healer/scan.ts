@@ -38,6 +38,12 @@ export interface ScanCheckpoint {
   readonly watermark?: RecordPosition;
   readonly cursors: Record<string, string | undefined>;
   readonly scanned: number;
+  /**
+   * Objects the job left degraded before this checkpoint (they are behind the watermark, so
+   * a resumed job does not see them again): the resumed job still ends incomplete and owes a
+   * retry. Saved by the healer; absent in checkpoints of older versions.
+   */
+  readonly degraded?: number;
 }
 
 export interface ScanEnvironment {

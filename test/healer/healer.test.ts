@@ -11,9 +11,11 @@ import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { shardLayout } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
+import { TesseraError } from "../../core/errors.js";
+import type { MemoryNode } from "../../storage-node/memory-node.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { inspectKey, type DiskHandle } from "./inspect.js";
-import { rawMap, startMemoryCluster, waitFor, type MemoryCluster } from "./memory-cluster.js";
+import { FAST_HEALER, rawMap, startMemoryCluster, waitFor, type MemoryCluster } from "./memory-cluster.js";
 
 const SEED = seedFromEnv(0x5eed_4ea1);
 const BUCKET = "heal";
@@ -21,6 +23,8 @@ const BUCKET = "heal";
 const OBJECTS = 48;
 /** Largest object: several 64 KiB stripes. */
 const OBJECT_BYTES_MAX = 300 * 1024;
+/** A slowed record write (a job to stop mid-way): 64 objects take a few seconds at concurrency 1. */
+const RECORD_WRITE_DELAY_MS = 40;
 
 let running: MemoryCluster | undefined;
 afterEach(async () => {
@@ -229,6 +233,67 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     expect(healer.lastJob?.resumed).toBe(true);
     expect(firstRepaired + healer.status().totals.objectsRepaired).toBeGreaterThanOrEqual(1);
     expect(healer.status().totals.objectsScanned).toBeLessThan(objects.size);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
+  it("a retry owed when the healer stops is still owed after a restart: an object left short of a record is finished", async () => {
+    const prng = new Prng(SEED + 12);
+    // No retry within the test unless the restart brings it (the restarted healer retries at once).
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1, retryAfterMs: 600_000 }));
+    const objects = await putAll(cluster, prng, 12);
+    const onBoth = (key: string): boolean => ["n1", "n2"].every((id) => cluster.cluster.place(BUCKET, key).locations.some((location) => location.nodeId === id));
+    const key = [...objects.keys()].find(onBoth);
+    if (key === undefined) throw new Error(`seed ${SEED}: no object on both n1 and n2`);
+    // n2 refuses this object's record writes: its repair ends with the record short there.
+    const n2 = cluster.memory.get("n2") as MemoryNode;
+    const putRecord = n2.putRecord.bind(n2);
+    n2.putRecord = async (diskId, record, fence) => {
+      if (record.key === key) throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
+      return putRecord(diskId, record, fence);
+    };
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("the failure scan to end incomplete", () => cluster.healer.history.some((job) => job.kind === "failure" && job.outcome === "incomplete"));
+    await cluster.healer.stop();
+    delete (n2 as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    const healer = await cluster.restartHealer();
+    await waitFor("the healer to be idle", idleAfterFailure(cluster));
+    expect(healer.history.filter((job) => job.kind === "failure").map((job) => job.outcome)).toEqual(["completed"]);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
+  it("a job resumed past an object it left degraded still ends incomplete, and the retry finishes that object", async () => {
+    const prng = new Prng(SEED + 13);
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1 }));
+    const objects = await putAll(cluster, prng, 64);
+    // Every object record write takes a while (so that the job is stopped mid-way), and n2
+    // refuses the new record of the first object it already holds that the rebuild updates,
+    // early in the job: its old record, which still names n1, stays.
+    let refusedKey: string | undefined;
+    for (const [id, node] of cluster.memory) {
+      const putRecord = node.putRecord.bind(node);
+      node.putRecord = async (diskId, record, fence) => {
+        if (record.bucket === BUCKET) {
+          await new Promise((resolve) => setTimeout(resolve, RECORD_WRITE_DELAY_MS));
+          if (id === "n2" && refusedKey === undefined && (await node.getRecords(diskId, record.bucket, record.key)).length > 0) refusedKey = record.key;
+          if (id === "n2" && record.key === refusedKey) throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
+        }
+        return putRecord(diskId, record, fence);
+      };
+    }
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("an object's repair to have been refused", () => refusedKey !== undefined);
+    const repairedThen = cluster.healer.status().totals.objectsRepaired;
+    // A few more objects, and a checkpoint (every 100 ms here) past the refused one.
+    await waitFor("the rebuild to move on", () => cluster.healer.status().totals.objectsRepaired >= repairedThen + 3);
+    await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEALER.checkpointIntervalMs));
+    expect(cluster.healer.running?.kind).toBe("failure");
+    await cluster.healer.stop();
+    for (const node of cluster.memory.values()) delete (node as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    const healer = await cluster.restartHealer({ concurrency: 4 });
+    await waitFor("the healer to be idle", idleAfterFailure(cluster));
+    const failures = healer.history.filter((job) => job.kind === "failure");
+    expect(failures[0]?.resumed).toBe(true);
+    expect(failures.map((job) => job.outcome)).toEqual(["incomplete", "completed"]);
     await expectFullRedundancy(cluster, objects.keys());
   });
 
