@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { StorageNode } from "../../core/storage-api.js";
 import type { ClusterMap, NodeConfig } from "../../placement/cluster-map.js";
 import type { Cluster } from "../objects/cluster.js";
+import { NodeRepairQueue } from "../objects/repair-queue.js";
 import { FailureDetector, type DetectorEvent } from "./detector.js";
 import type { DiskRef } from "./gather.js";
 import { HealStateStore } from "./heal-state.js";
@@ -114,6 +115,13 @@ export class Healer {
   /** The out disks after the last detector change: a disk leaving this set has come back. */
   #lastOut = new Set<string>();
   #checkpointing = false;
+  /**
+   * Objects whose new record a reachable disk refused: a retried scan finds an object again
+   * only by its records (a failure scan, by those naming an out disk), and when the refusing
+   * disk is the one a shard moved to, every other record already names it. The repair list
+   * (gateway/objects/repair-queue.ts) brings such an object back by its key, durably.
+   */
+  readonly #repairList: NodeRepairQueue;
   /** Retired nodes (dropped by a newer map) whose disks hold no more object records: safe to stop. */
   readonly drained = new Set<string>();
   /** Shards the healer vouched for during the current scan ("node/disk name"): never swept. */
@@ -129,6 +137,7 @@ export class Healer {
     this.throttle = new Throttle(options.settings.bandwidthBytesPerSecond);
     this.#concurrency = options.settings.concurrency;
     this.#state = new HealStateStore(options.cluster);
+    this.#repairList = new NodeRepairQueue(options.cluster, { onError: (error) => options.logger.warn({ err: error }, "could not put an object on the repair list") });
     const { probeIntervalMs, probeTimeoutMs, suspectAfterMs, downAfterMs } = options.settings;
     this.detector = new FailureDetector({ cluster: options.cluster, probeIntervalMs, probeTimeoutMs, suspectAfterMs, downAfterMs, now: this.#now, onChange: (events) => this.#onDetector(events) });
   }
@@ -206,6 +215,7 @@ export class Healer {
     await this.detector.stop();
     const deadline = this.#now() + STOP_WAIT_MS;
     while (this.#inFlight.size > 0 && this.#now() < deadline) await sleep(50);
+    await this.#repairList.settle();
   }
 
   // --- Run-time controls -------------------------------------------------------------------
@@ -330,6 +340,7 @@ export class Healer {
     try {
       const outcome = await repairObject(this.#repairContext(), { bucket: item.bucket, key: item.key, seeds: item.seeds, verify: item.verify });
       this.progress.record(outcome, item.verify);
+      if (outcome.recordWritesFailed > 0) this.#repairList.enqueue(item.bucket, item.key, `healer: ${outcome.recordWritesFailed} record writes refused`);
       const settled = outcome.status === "repaired" || outcome.status === "healthy" || outcome.status === "absent";
       if (item.source === "failure" && settled) this.progress.riskResolved(item.spare, item.bytesToWrite);
       if (!settled && this.#running !== undefined && item.source === this.#running.job.kind) this.#running.degraded += 1;

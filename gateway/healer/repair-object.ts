@@ -60,6 +60,8 @@ export interface RepairOutcome {
   readonly shardsReused: number;
   readonly corruptFound: number;
   readonly recordsWritten: number;
+  /** Record writes a reachable disk refused: a gap a later scan may not find (healer.ts puts the object on the repair list). */
+  readonly recordWritesFailed: number;
   readonly garbageRemoved: number;
   readonly detail: readonly string[];
 }
@@ -121,6 +123,7 @@ interface Totals {
   corruptFound: number;
   work?: ShardWork;
   recordsWritten?: number;
+  recordWritesFailed?: number;
   garbageRemoved?: number;
   detail?: string[];
 }
@@ -140,6 +143,7 @@ function outcome(plan: ObjectPlan, totals: Totals): RepairOutcome {
     shardsReused: totals.work?.reused ?? 0,
     corruptFound: totals.corruptFound + (totals.work?.foundBad.size ?? 0),
     recordsWritten: totals.recordsWritten ?? 0,
+    recordWritesFailed: totals.recordWritesFailed ?? 0,
     garbageRemoved: totals.garbageRemoved ?? 0,
     detail: [...(plan.blocked === undefined ? [] : [plan.blocked]), ...(totals.work?.errors ?? []), ...(totals.detail ?? [])],
   };
@@ -180,7 +184,7 @@ async function carryOut(context: RepairContext, plan: ObjectPlan, corruptFound: 
   const spareAfter = new Set([...plan.healthy.filter((index) => !work.foundBad.has(index)), ...work.done]).size - target.best.ec.k;
   const fullyDone = plan.pending.length === 0 && work.done.size === plan.tasks.length && commit.durable && commit.failed === 0 && skipped === 0;
   const status: RepairStatus = fullyDone ? "repaired" : "degraded";
-  return outcome(plan, { status, spareAfter: target.best.deleteMarker ? plan.spare : spareAfter, corruptFound, work, recordsWritten: commit.written, garbageRemoved: removed, detail });
+  return outcome(plan, { status, spareAfter: target.best.deleteMarker ? plan.spare : spareAfter, corruptFound, work, recordsWritten: commit.written, recordWritesFailed: commit.failed, garbageRemoved: removed, detail });
 }
 
 async function shardWork(context: RepairContext, plan: ObjectPlan, target: VersionView): Promise<ShardWork> {

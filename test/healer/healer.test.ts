@@ -297,6 +297,36 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     await expectFullRedundancy(cluster, objects.keys());
   });
 
+  it("an object whose new disk refused its record is put on the repair list and finished from there", async () => {
+    const prng = new Prng(SEED + 14);
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1 }));
+    const objects = await putAll(cluster, prng, 24);
+    // n2 refuses, once, the record of the first object whose shard the rebuild moves onto it
+    // (n2 held no record of it): every other disk's new record names n2, none names n1 any
+    // more, so no retried failure scan finds the object again.
+    const n2 = cluster.memory.get("n2") as MemoryNode;
+    const putRecord = n2.putRecord.bind(n2);
+    let refusedKey: string | undefined;
+    n2.putRecord = async (diskId, record, fence) => {
+      if (record.bucket === BUCKET && refusedKey === undefined && (await n2.getRecords(diskId, record.bucket, record.key)).length === 0) {
+        refusedKey = record.key;
+        throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
+      }
+      return putRecord(diskId, record, fence);
+    };
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("the failure scan to end incomplete", () => cluster.healer.history.some((job) => job.kind === "failure" && job.outcome === "incomplete"));
+    expect(refusedKey).toBeDefined();
+    await waitFor("every object fully redundant", async () => {
+      for (const key of objects.keys()) {
+        const found = await inspectKey(cluster.disks(), BUCKET, key, up(cluster));
+        if (found.healthy !== found.width || found.problems.length > 0) return false;
+      }
+      return true;
+    });
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
   it("sweeps shard files no record names (a write whose gateway died before its records), and keeps every named one", async () => {
     const prng = new Prng(SEED + 8);
     const cluster = (running = await startMemoryCluster(rawMap(6)));
