@@ -119,7 +119,7 @@ async function pumpStripes(
   const cutter = new FixedCutter();
   const stripes: Buffer[] = [];
   const blockBytes = (): number => params.blockBytes;
-  const buffers = new StripeBuffers(channels, params.blockBytes / params.k, params.m);
+  const buffers = new StripeBuffers(channels, params.blockBytes, params.k, params.m);
   let received = 0;
   let emitted = 0;
   let cut = 0;
@@ -130,7 +130,7 @@ async function pumpStripes(
     if (received > params.objectLength) throw lengthError(params.objectLength, `more than`);
     const observed = options.observe?.(piece);
     if (observed instanceof Promise) await observed;
-    cutter.feed(piece, blockBytes, (stripe) => (emitted += 1, stripes.push(stripe)), (bytes) => buffers.stripe(emitted, bytes));
+    cutter.feed(piece, blockBytes, (stripe) => (emitted += 1, stripes.push(stripe)), () => buffers.stripe(emitted));
     // The object's last stripe waits until the body has ended cleanly: a body that fails its
     // signature or hash at the very end must not leave a complete shard on any node. Only
     // the last one: a shard is complete only with its last frame, so earlier stripes go at
@@ -154,7 +154,7 @@ async function pumpStripes(
 async function encodeStripe(stripe: Buffer, codec: ErasureCodec, channels: ChunkChannel[], options: EncodeOptions & { live: () => number }, parityBuffer?: Buffer): Promise<void> {
   if (options.live() < options.writeQuorum) throw new TesseraError("ERR_WRITE_QUORUM", `only ${options.live()} shard writers left, ${options.writeQuorum} needed`);
   const chunkBytes = stripe.length / codec.k;
-  const parity = codec.m === 0 ? Buffer.alloc(0) : await codec.encodeStripe(stripe, parityBuffer?.length === codec.m * chunkBytes ? parityBuffer : undefined);
+  const parity = codec.m === 0 ? Buffer.alloc(0) : await codec.encodeStripe(stripe, parityBuffer);
   const chunks = [...splitChunks(stripe, chunkBytes), ...(codec.m === 0 ? [] : splitChunks(parity, chunkBytes))];
   assert(chunks.length === channels.length, "one chunk per shard");
   await Promise.all(channels.map((channel, index) => channel.push(chunks[index] as Buffer)));
@@ -183,20 +183,22 @@ type StripeSlot = { stripe: number; joined?: Buffer; parity?: Buffer };
  */
 class StripeBuffers {
   readonly #channels: readonly ChunkChannel[];
+  readonly #blockBytes: number;
   readonly #parityBytes: number;
   readonly #reuse: boolean;
   readonly #slots: StripeSlot[] = Array.from({ length: STRIPE_BUFFERS_PER_PUT }, () => ({ stripe: -1 }));
 
-  constructor(channels: readonly ChunkChannel[], chunkBytes: number, m: number) {
+  constructor(channels: readonly ChunkChannel[], blockBytes: number, k: number, m: number) {
     this.#channels = channels;
-    this.#parityBytes = m * chunkBytes;
-    this.#reuse = chunkBytes >= REUSED_CHUNK_BYTES_MIN;
+    this.#blockBytes = blockBytes;
+    this.#parityBytes = (m * blockBytes) / k;
+    this.#reuse = blockBytes / k >= REUSED_CHUNK_BYTES_MIN;
   }
 
-  /** Memory for joining stripe `index` (0-based; `bytes` long). */
-  stripe(index: number, bytes: number): Buffer {
+  /** Memory for joining stripe `index` (0-based). */
+  stripe(index: number): Buffer {
     const slot = this.#slot(index);
-    if (slot.joined === undefined || slot.joined.length !== bytes) slot.joined = Buffer.allocUnsafe(bytes);
+    slot.joined ??= Buffer.allocUnsafe(this.#blockBytes);
     return slot.joined;
   }
 
