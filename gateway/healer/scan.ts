@@ -112,13 +112,19 @@ export function checkKey(versions: Versions, environment: Pick<ScanEnvironment, 
 
 type ShardLike = Pick<ObjectRecord["placement"][number], "nodeId" | "diskId">;
 
-/** Which objects a pass queues: the count pass none; failure passes one spare level each. */
-function passAccepts(kind: ScanKind, pass: number, spare: number, m: number): boolean {
+/**
+ * Which objects a pass queues: the count pass none; failure passes one spare level each.
+ * A resumed pass also takes every object below its level. The repair in flight when the last
+ * healer stopped may have stopped mid-commit: disks that took its new record no longer list
+ * it for the out disk, so the listing shows only the old records and the object looks riskier
+ * than it was when an earlier pass (now behind the resumed one) would have taken it.
+ */
+function passAccepts(kind: ScanKind, pass: number, spare: number, m: number, resumed: boolean): boolean {
   if (kind !== "failure") return true;
   if (pass === 0) return false;
   const level = pass - 1;
-  if (level === 0) return spare <= 0;
-  if (level >= m) return spare >= m;
+  if (level >= m) return resumed || spare >= m;
+  if (level === 0 || resumed) return spare <= level;
   return spare === level;
 }
 
@@ -136,6 +142,8 @@ export class ScanJob {
   #cursors: Record<string, string | undefined>;
   #scanned: number;
   readonly resumed: boolean;
+  /** The pass a resumed job started in (it takes more: passAccepts). */
+  readonly #resumedPass: number | undefined;
   readonly #environment: ScanEnvironment;
   /** Keys queued by this job and not yet done, by id, with their position and pass. */
   readonly #pending = new Map<string, { readonly position: RecordPosition; readonly pass: number }>();
@@ -154,6 +162,7 @@ export class ScanJob {
     this.#cursors = resume?.cursors ?? {};
     this.#scanned = resume?.scanned ?? 0;
     this.resumed = resume !== undefined;
+    this.#resumedPass = resume?.pass;
   }
 
   get pass(): number {
@@ -265,7 +274,7 @@ export class ScanJob {
       this.#environment.onScanned(1, check.size);
     }
     const scrub = this.kind === "scrub";
-    if ((check.problem || scrub) && passAccepts(this.kind, this.#pass, check.spare, this.#environment.cluster.map.ec.m)) await this.#queue(versions, check, signal);
+    if ((check.problem || scrub) && passAccepts(this.kind, this.#pass, check.spare, this.#environment.cluster.map.ec.m, this.#pass === this.#resumedPass)) await this.#queue(versions, check, signal);
     if (scrub) await this.#environment.pace?.(check.size);
     return check;
   }

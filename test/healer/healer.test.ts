@@ -327,6 +327,37 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     await expectFullRedundancy(cluster, objects.keys());
   });
 
+  it("a job resumed after a stop mid-commit repairs the object whose record update was cut short", async () => {
+    const prng = new Prng(SEED + 15);
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1 }));
+    const objects = await putAll(cluster, prng, 24);
+    // n2's write of the new record of the first object it already holds that the rebuild
+    // moves never returns: the healer stops (a gateway killed) with the other disks at the new
+    // revision, which no longer names n1, and n2 at the old one, which does. A failure listing
+    // then sees n2's record only, so the object looks to have fewer spare shards than it has.
+    const n2 = cluster.memory.get("n2") as MemoryNode;
+    const putRecord = n2.putRecord.bind(n2);
+    let cutKey: string | undefined;
+    n2.putRecord = async (diskId, record, fence) => {
+      if (record.bucket === BUCKET && (cutKey === undefined ? (await n2.getRecords(diskId, record.bucket, record.key)).length > 0 : record.key === cutKey)) {
+        cutKey = record.key;
+        return new Promise<never>(() => undefined);
+      }
+      return putRecord(diskId, record, fence);
+    };
+    (cluster.nodes.get("n1") as { down: boolean }).down = true;
+    await waitFor("a record write to be cut short", () => cutKey !== undefined);
+    // A checkpoint (every 100 ms here) while that object is the oldest not done.
+    await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEALER.checkpointIntervalMs));
+    expect(cluster.healer.running?.kind).toBe("failure");
+    await cluster.healer.stop();
+    delete (n2 as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    const healer = await cluster.restartHealer({ concurrency: 4 });
+    await waitFor("the healer to be idle", idleAfterFailure(cluster));
+    expect(healer.history.find((job) => job.kind === "failure")?.resumed).toBe(true);
+    await expectFullRedundancy(cluster, objects.keys());
+  });
+
   it("sweeps shard files no record names (a write whose gateway died before its records), and keeps every named one", async () => {
     const prng = new Prng(SEED + 8);
     const cluster = (running = await startMemoryCluster(rawMap(6)));
