@@ -98,7 +98,8 @@ export class Healer {
   #persisted: Persisted = { lastCompleted: {}, rebalanceWanted: 0, rebalanceDone: 0, down: {}, retired: [] };
   #concurrency: number;
   #workers = 0;
-  #inFlight = new Set<string>();
+  /** Repairs running, by "bucket/key": a second item for the same object waits for the first. */
+  readonly #inFlight = new Map<string, Promise<void>>();
   #running: Running | undefined;
   #lastJob: ScanJob | undefined;
   /** Recent jobs, newest last: what ran, whether it resumed a checkpoint, how it ended. */
@@ -326,6 +327,10 @@ export class Healer {
           await this.queue.waitForItem(SCHEDULER_TICK_MS);
           continue;
         }
+        // The same object may be queued again while its repair runs (a scan and the repair
+        // list, or a later pass): two repairs at once would move its shards side by side.
+        const id = `${item.bucket}/${item.key}`;
+        for (let running = this.#inFlight.get(id); running !== undefined; running = this.#inFlight.get(id)) await running;
         await this.#repair(item);
       }
     } finally {
@@ -333,9 +338,14 @@ export class Healer {
     }
   }
 
-  async #repair(item: WorkItem): Promise<void> {
+  #repair(item: WorkItem): Promise<void> {
     const id = `${item.bucket}/${item.key}`;
-    this.#inFlight.add(id);
+    const running = this.#runRepair(item).finally(() => this.#inFlight.delete(id));
+    this.#inFlight.set(id, running);
+    return running;
+  }
+
+  async #runRepair(item: WorkItem): Promise<void> {
     let handled = false;
     try {
       const outcome = await repairObject(this.#repairContext(), { bucket: item.bucket, key: item.key, seeds: item.seeds, verify: item.verify });
@@ -351,7 +361,6 @@ export class Healer {
       if (this.#running !== undefined) this.#running.degraded += 1;
       this.#options.logger.warn({ err: error, bucket: item.bucket, key: item.key }, "repair failed");
     } finally {
-      this.#inFlight.delete(id);
       item.settle?.(handled);
       void this.#saveCheckpoint(false);
     }

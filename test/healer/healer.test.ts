@@ -358,6 +358,39 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     await expectFullRedundancy(cluster, objects.keys());
   });
 
+  it("never runs two repairs of one object at once: an object queued again while it is repaired waits for that repair", async () => {
+    const prng = new Prng(SEED + 16);
+    const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 2 }));
+    const objects = await putAll(cluster, prng, 4);
+    await waitFor("the healer to be idle", () => cluster.healer.quiet);
+    const key = [...objects.keys()][3] as string;
+    // Every repair of the object starts by reading its records; here each read takes a while,
+    // and the reads of the key in progress on n2 at once are counted.
+    const n2 = cluster.memory.get("n2") as MemoryNode;
+    const getRecords = n2.getRecords.bind(n2);
+    let reading = 0;
+    let readingMax = 0;
+    let reads = 0;
+    n2.getRecords = async (diskId, bucket, objectKey) => {
+      if (objectKey !== key) return getRecords(diskId, bucket, objectKey);
+      reads += 1;
+      reading += 1;
+      readingMax = Math.max(readingMax, reading);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return await getRecords(diskId, bucket, objectKey);
+      } finally {
+        reading -= 1;
+      }
+    };
+    const item = { bucket: BUCKET, key, spare: 2, size: 0, bytesToWrite: 0, seeds: [], verify: false, source: "manual" as const };
+    await cluster.healer.queue.push(item);
+    await waitFor("the first repair to be reading", () => reading > 0);
+    await cluster.healer.queue.push(item);
+    await waitFor("both repairs to be done", () => reads >= 2 && reading === 0 && cluster.healer.inFlight === 0 && cluster.healer.queue.size === 0);
+    expect({ reads, readingMax }).toEqual({ reads: 2, readingMax: 1 });
+  });
+
   it("sweeps shard files no record names (a write whose gateway died before its records), and keeps every named one", async () => {
     const prng = new Prng(SEED + 8);
     const cluster = (running = await startMemoryCluster(rawMap(6)));
