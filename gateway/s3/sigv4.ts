@@ -419,6 +419,11 @@ export class SigV4Verifier {
     }
     if (authorization !== undefined) return this.#verifyHeader(request, authorization, pairs);
     if (presigned) return this.#verifyPresigned(request, pairs);
+    // A Signature Version 2 presigned URL (what boto3's generate_presigned_url makes for a
+    // custom endpoint unless told signature_version="s3v4"): signed, only not with version 4.
+    if (pairs.some(([name]) => name === "AWSAccessKeyId") && pairs.some(([name]) => name === "Signature")) {
+      throw new S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256 (this URL is presigned with Signature Version 2).");
+    }
     throw new S3Error("AccessDenied", "Anonymous access is not allowed; sign the request with AWS Signature Version 4.");
   }
 

@@ -202,6 +202,16 @@ describe("SigV4 tampering and failures", () => {
     expect(error.status).toBe(403);
   });
 
+  it("answers InvalidRequest to a URL presigned with Signature Version 2, not AccessDenied as if it were unsigned", () => {
+    const query = "AWSAccessKeyId=AKIDEXAMPLE&Signature=S6h6WuQ3LZPUUChFCu9Si7v4KD4%3D&Expires=1795741339";
+    const error = expectS3Error(
+      () => verifier().verify({ method: "GET", path: "/bucket/key", query, headers: { host: "h" } }),
+      "InvalidRequest",
+      "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256 (this URL is presigned with Signature Version 2).",
+    );
+    expect(error.status).toBe(400);
+  });
+
   it("rejects clock skew over 15 minutes either way", async () => {
     const request = await signHeader({ method: "GET", path: "/bucket/key" });
     expect(verifier(SIGNING_TIME + CLOCK_SKEW_MS_MAX).verify(request).accessKeyId).toBe(ACCESS_KEY);
