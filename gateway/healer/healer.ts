@@ -331,6 +331,8 @@ export class Healer {
         // list, or a later pass): two repairs at once would move its shards side by side.
         const id = `${item.bucket}/${item.key}`;
         for (let running = this.#inFlight.get(id); running !== undefined; running = this.#inFlight.get(id)) await running;
+        // Stopped meanwhile: left unsettled, the item stays owed (a scan's checkpoint stays below it).
+        if (this.#stopped) break;
         await this.#repair(item);
       }
     } finally {
