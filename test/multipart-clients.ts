@@ -1,13 +1,15 @@
 /**
  * Helpers of the real-process multipart tests (test/multipart-clients*.test.ts): seeded
  * large files written without holding them in memory, sha256 of files and streams, and the
- * aws CLI and rclone run as a user would, configured for a test cluster in a temp directory.
+ * aws CLI, rclone and a boto3 script run as a user would, configured for a test cluster in a
+ * temp directory.
  */
 import { execFile } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
@@ -84,4 +86,34 @@ export async function rcloneCli(cluster: TestCluster, work: string): Promise<(ti
   await writeFile(config, remote);
   const env = { PATH: process.env.PATH, HOME: work };
   return async (timeoutMs, ...args) => (await run("rclone", ["--config", config, ...args], { env, timeout: timeoutMs, maxBuffer: COMMAND_OUTPUT_BYTES_MAX })).stdout;
+}
+
+/** test/boto3-client.py, which drives boto3 through a fixed sequence and prints what it saw. */
+const BOTO3_SCRIPT = fileURLToPath(new URL("./boto3-client.py", import.meta.url));
+
+/**
+ * Python interpreters tried for boto3, in order: the one on PATH, then Debian's (where CI's
+ * python3-boto3 goes when PATH leads to another Python).
+ */
+const PYTHONS = ["python3", "/usr/bin/python3"];
+
+/** The first Python that imports boto3; throws, naming the package to install, when none does. */
+async function pythonWithBoto3(env: NodeJS.ProcessEnv): Promise<string> {
+  for (const python of PYTHONS) {
+    try {
+      await run(python, ["-c", "import boto3"], { env });
+      return python;
+    } catch {
+      // Not this one: try the next.
+    }
+  }
+  throw new Error(`no Python with boto3 (tried ${PYTHONS.join(", ")}): install Debian's python3-boto3 (.ci/run does)`);
+}
+
+/** Runs test/boto3-client.py against the cluster; resolves with the JSON it printed. */
+export async function boto3Session(cluster: TestCluster, work: string, bucket: string, largeFile: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, AWS_CONFIG_FILE: join(work, "no-config"), AWS_SHARED_CREDENTIALS_FILE: join(work, "no-credentials"), AWS_EC2_METADATA_DISABLED: "true" };
+  const args = [BOTO3_SCRIPT, cluster.endpoint, cluster.region, cluster.credentials.accessKeyId, cluster.credentials.secretAccessKey, bucket, largeFile, work];
+  const { stdout } = await run(await pythonWithBoto3(env), args, { env, timeout: timeoutMs, maxBuffer: COMMAND_OUTPUT_BYTES_MAX });
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
