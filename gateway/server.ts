@@ -72,7 +72,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     repairs: options.repairs ?? loggingRepairQueue(logger, repairs),
     onBackgroundError: (error, what) => logger.warn({ err: error }, `background: ${what} failed`),
   });
-  const verifier = new SigV4Verifier({ credentials: staticCredentials(options.credentials) });
+  const verifier = new SigV4Verifier({ credentials: staticCredentials(options.credentials), presignedV2: true });
   const context: HandlerContext = { store, region: options.region, owner: { id: options.credentials[0]?.accessKeyId ?? "tessera", displayName: "tessera" }, logger };
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), exposeHeadRoutes: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, return503OnClosing: true });
   // Bodies stay streams for the S3 layer: fastify must not parse or buffer them.
@@ -146,7 +146,8 @@ async function handle(request: FastifyRequest, reply: FastifyReply, pipeline: Pi
   try {
     const route: Route = routeRequest({ method, path, query, headers }, { baseDomains: pipeline.baseDomains });
     resource = route.resource;
-    const auth = pipeline.verifier.verify({ method, path, query, headers });
+    const hostBucket = route.addressing === "virtual-hosted" && "bucket" in route.endpoint ? route.endpoint.bucket : undefined;
+    const auth = pipeline.verifier.verify({ method, path, query, headers, ...(hostBucket === undefined ? {} : { hostBucket }) });
     const requestContext: RequestContext = { ...pipeline.context, request, reply, headers, auth, route, requestId };
     await dispatchEndpoint(route.endpoint, handlersFor(route.endpoint.kind, requestContext));
     logRequest(pipeline.context.logger, { method, resource, status: reply.statusCode, requestId, started });

@@ -6,6 +6,7 @@
  */
 import { finished } from "node:stream/promises";
 import { pipeline, type Readable } from "node:stream";
+import { assert } from "../../core/assert.js";
 import { AwsChunkedDecoder } from "./aws-chunked.js";
 import { type ChecksumAlgorithm, ChecksumVerifier, checksumHeaderName, CHECKSUM_ALGORITHMS, parseChecksumValue } from "./checksums.js";
 import { S3Error } from "./errors.js";
@@ -78,6 +79,8 @@ export function openPayload(source: Readable, auth: Authenticated, headers: Requ
     length = parseLength(headerValue(headers, "x-amz-decoded-content-length"), "x-amz-decoded-content-length");
     if (length === undefined) throw new S3Error("MissingContentLength", "You must provide the x-amz-decoded-content-length header with aws-chunked payloads.");
     if (!payload.trailer && trailers.length > 0) throw new S3Error("InvalidRequest", "x-amz-trailer needs a STREAMING-…-TRAILER payload.");
+    // Only version 4 declares a streaming payload (version 2 URLs are unsigned payloads).
+    assert(!payload.signed || auth.signing !== undefined, "a signed streaming payload comes with its version 4 signing context");
     const signing = payload.signed ? auth.signing : undefined;
     const decoder = new AwsChunkedDecoder({ decodedLength: length, signing, trailer: payload.trailer, declaredTrailers: trailers });
     body = pipeline(source, decoder, () => undefined);

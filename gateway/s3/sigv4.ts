@@ -9,6 +9,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { requireArgument } from "../../core/errors.js";
 import { S3Error } from "./errors.js";
+import { isPresignedV2, verifyPresignedV2 } from "./sigv2.js";
 import {
   AUTHORIZATION_HEADER_BYTES_MAX,
   CLOCK_SKEW_MS_MAX,
@@ -55,6 +56,8 @@ export interface SignedRequest {
   /** The raw query string as received, without the leading '?'. */
   query: string;
   headers: RequestHeaders;
+  /** The bucket named by the Host header (virtual-hosted addressing): version 2 signs it. */
+  hostBucket?: string;
 }
 
 /** Access key → secret. Lookups are per request, so a store may change under a running gateway. */
@@ -85,12 +88,15 @@ export interface SigningContext {
 
 export interface Authenticated {
   accessKeyId: string;
-  mechanism: "header" | "presigned";
-  region: string;
+  /** presigned-v2: a Signature Version 2 presigned URL (sigv2.ts), when the verifier allows them. */
+  mechanism: "header" | "presigned" | "presigned-v2";
+  /** The region the client signed for; undefined for version 2, which names none. */
+  region: string | undefined;
   /** Lower-case names the client signed. */
   signedHeaders: readonly string[];
   payload: PayloadMode;
-  signing: SigningContext;
+  /** Version 4 only (a signed streaming payload's chunk signatures chain from it). */
+  signing: SigningContext | undefined;
 }
 
 interface ParsedAuthorization {
@@ -387,6 +393,11 @@ export interface SigV4VerifierOptions {
   credentials: Credentials;
   /** The server clock in epoch milliseconds; tests pass a fixed one. */
   now?: () => number;
+  /**
+   * Accept Signature Version 2 presigned URLs (sigv2.ts): the S3 API does, for the aws CLI v1
+   * and boto3, which presign that way by default; the admin API does not.
+   */
+  presignedV2?: boolean;
 }
 
 interface CachedKey {
@@ -403,11 +414,13 @@ export class SigV4Verifier {
   readonly #credentials: Credentials;
   readonly #now: () => number;
   readonly #keys = new Map<string, CachedKey>();
+  readonly #presignedV2: boolean;
 
   constructor(options: SigV4VerifierOptions) {
     requireArgument(typeof options.credentials?.secretKey === "function", "credentials", "must have a secretKey(accessKeyId) method");
     this.#credentials = options.credentials;
     this.#now = options.now ?? Date.now;
+    this.#presignedV2 = options.presignedV2 === true;
   }
 
   verify(request: SignedRequest): Authenticated {
@@ -419,10 +432,11 @@ export class SigV4Verifier {
     }
     if (authorization !== undefined) return this.#verifyHeader(request, authorization, pairs);
     if (presigned) return this.#verifyPresigned(request, pairs);
-    // A Signature Version 2 presigned URL (what boto3's generate_presigned_url makes for a
-    // custom endpoint unless told signature_version="s3v4"): signed, only not with version 4.
-    if (pairs.some(([name]) => name === "AWSAccessKeyId") && pairs.some(([name]) => name === "Signature")) {
-      throw new S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256 (this URL is presigned with Signature Version 2).");
+    if (isPresignedV2(pairs)) {
+      // Where version 2 is not accepted, say so: the URL is signed, only not with version 4.
+      if (!this.#presignedV2) throw new S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256 (this URL is presigned with Signature Version 2).");
+      const accessKeyId = verifyPresignedV2(request, pairs, (key) => this.#credentials.secretKey(key), this.#now());
+      return { accessKeyId, mechanism: "presigned-v2", region: undefined, signedHeaders: [], payload: { kind: "unsigned" }, signing: undefined };
     }
     throw new S3Error("AccessDenied", "Anonymous access is not allowed; sign the request with AWS Signature Version 4.");
   }

@@ -18,9 +18,10 @@ async function streamingContext(mode: string, decodedLength: number): Promise<{ 
     path: "/bucket/key",
     headers: { "x-amz-content-sha256": mode, "content-encoding": "aws-chunked", "x-amz-decoded-content-length": String(decodedLength) },
   });
-  const auth = verifier.verify(request);
-  const chunkSigning = { secret: SECRET_KEY, amzDate: auth.signing.amzDate, region: "us-east-1", seedSignature: auth.signing.seedSignature };
-  return { signing: auth.signing, chunkSigning };
+  const signing = verifier.verify(request).signing;
+  if (signing === undefined) throw new Error("a version 4 signature has a signing context");
+  const chunkSigning = { secret: SECRET_KEY, amzDate: signing.amzDate, region: "us-east-1", seedSignature: signing.seedSignature };
+  return { signing, chunkSigning };
 }
 
 /** Feeds `wire` to a decoder in random piece sizes; returns the output and trailers, or the error. */

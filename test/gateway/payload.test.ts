@@ -52,10 +52,12 @@ describe("openPayload", () => {
     const headers = { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "content-encoding": "aws-chunked", "x-amz-decoded-content-length": String(BODY.length) };
     const request = await signHeader({ method: "PUT", path: "/bucket/key", headers });
     const verified = new SigV4Verifier({ credentials: staticCredentials([{ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }]), now: () => SIGNING_TIME }).verify(request);
-    const wire = encodeAwsChunked({ data: BODY, chunkSizes: [BODY.length], signing: { secret: SECRET_KEY, amzDate: verified.signing.amzDate, region: "us-east-1", seedSignature: verified.signing.seedSignature } });
+    const signing = verified.signing;
+    if (signing === undefined) throw new Error("a version 4 signature has a signing context");
+    const wire = encodeAwsChunked({ data: BODY, chunkSizes: [BODY.length], signing: { secret: SECRET_KEY, amzDate: signing.amzDate, region: "us-east-1", seedSignature: signing.seedSignature } });
     const opened = openPayload(Readable.from([wire]), verified, request.headers);
     expect((await collect(opened.body)).equals(BODY)).toBe(true);
-    const forged = openPayload(Readable.from([wire]), { ...verified, signing: { ...verified.signing, seedSignature: "1".repeat(64) } }, request.headers);
+    const forged = openPayload(Readable.from([wire]), { ...verified, signing: { ...signing, seedSignature: "1".repeat(64) } }, request.headers);
     await expect(collect(forged.body)).rejects.toMatchObject({ code: "SignatureDoesNotMatch" });
   });
 
