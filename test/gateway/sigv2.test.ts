@@ -4,10 +4,13 @@
  * malformed, unknown-key and wrong signatures; through SigV4Verifier, only where allowed.
  */
 import { createHmac } from "node:crypto";
+import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { request as httpRequest } from "undici";
 import { describe, expect, it } from "vitest";
 import { S3Error } from "../../gateway/s3/errors.js";
 import { presignedV2StringToSign } from "../../gateway/s3/sigv2.js";
 import { parseQueryPairs, SigV4Verifier, staticCredentials, type SignedRequest } from "../../gateway/s3/sigv4.js";
+import { ACCESS_KEY, SECRET_KEY, startInProcessCluster } from "./in-process-cluster.js";
 
 // AWS's example of query-string authentication (S3 developer guide, "Signing and
 // authenticating REST requests"): bucket johnsmith, GET /photos/puppy.jpg, valid until
@@ -107,5 +110,30 @@ describe("Signature Version 2 presigned URLs", () => {
 
   it("is refused with InvalidRequest by a verifier that does not take version 2 (the admin API's)", () => {
     expectS3Error(() => verifier(BEFORE_EXPIRY_MS, false).verify(example), "InvalidRequest");
+  });
+
+  it("opens an object through the gateway, path-style and virtual-hosted (the bucket from the Host header)", async () => {
+    const cluster = await startInProcessCluster();
+    try {
+      const s3 = cluster.client();
+      await s3.send(new CreateBucketCommand({ Bucket: "shared" }));
+      await s3.send(new PutObjectCommand({ Bucket: "shared", Key: "a file.txt", Body: "hello, version 2" }));
+      const expires = String(Math.floor(Date.now() / 1000) + 300);
+      const port = new URL(cluster.endpoint).port;
+      const get = async (path: string, host: string, resource: string): Promise<{ status: number; body: string }> => {
+        const signature = createHmac("sha1", SECRET_KEY).update(`GET\n\n\n${expires}\n${resource}`).digest("base64");
+        const url = `${cluster.endpoint}${path}?AWSAccessKeyId=${ACCESS_KEY}&Expires=${expires}&Signature=${encodeURIComponent(signature)}`;
+        const response = await httpRequest(url, { headers: { host } });
+        return { status: response.statusCode, body: await response.body.text() };
+      };
+      expect(await get("/shared/a%20file.txt", `127.0.0.1:${port}`, "/shared/a%20file.txt")).toEqual({ status: 200, body: "hello, version 2" });
+      expect(await get("/a%20file.txt", `shared.localhost:${port}`, "/shared/a%20file.txt")).toEqual({ status: 200, body: "hello, version 2" });
+      // Signed for a virtual-hosted request without the bucket, as a careless signer would: refused.
+      const unsigned = await get("/a%20file.txt", `shared.localhost:${port}`, "/a%20file.txt");
+      expect(unsigned.status).toBe(403);
+      expect(unsigned.body).toContain("<Code>SignatureDoesNotMatch</Code>");
+    } finally {
+      await cluster.stop();
+    }
   });
 });
