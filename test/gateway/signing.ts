@@ -1,10 +1,13 @@
 /**
  * Test helpers: requests signed by the real AWS signer (@smithy/signature-v4 with the
- * @aws-crypto SHA-256), turned into the SignedRequest shape the gateway verifies.
+ * @aws-crypto SHA-256), turned into the SignedRequest shape the gateway verifies, and the
+ * check that a verification throws a given S3 error.
  */
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { buildQueryString, escapeUri, HttpRequest } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { expect } from "vitest";
+import { S3Error } from "../../gateway/s3/errors.js";
 import type { SignedRequest } from "../../gateway/s3/sigv4.js";
 
 export const ACCESS_KEY = "AKIDEXAMPLE";
@@ -67,4 +70,19 @@ export async function presign(spec: RequestSpec, expiresIn: number, options: { r
   const request = httpRequest({ ...spec, headers: { ...spec.headers, "X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD" } });
   const signed = await signer(options).presign(request, { signingDate: new Date(options.time ?? SIGNING_TIME), expiresIn });
   return toSignedRequest(signed as HttpRequest);
+}
+
+/** Runs `run`, expects it to throw an S3Error with `code` (and `message`), and returns it. */
+export function expectS3Error(run: () => unknown, code: string, message?: string): S3Error {
+  let caught: unknown;
+  try {
+    run();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(S3Error);
+  const error = caught as S3Error;
+  expect(error.code).toBe(code);
+  if (message !== undefined) expect(error.message).toBe(message);
+  return error;
 }

@@ -7,10 +7,10 @@ import { createHmac } from "node:crypto";
 import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { request as httpRequest } from "undici";
 import { describe, expect, it } from "vitest";
-import { S3Error } from "../../gateway/s3/errors.js";
 import { presignedV2StringToSign } from "../../gateway/s3/sigv2.js";
 import { parseQueryPairs, SigV4Verifier, staticCredentials, type SignedRequest } from "../../gateway/s3/sigv4.js";
 import { ACCESS_KEY, SECRET_KEY, startInProcessCluster } from "./in-process-cluster.js";
+import { expectS3Error } from "./signing.js";
 
 // AWS's example of query-string authentication (S3 developer guide, "Signing and
 // authenticating REST requests"): bucket johnsmith, GET /photos/puppy.jpg, valid until
@@ -42,20 +42,6 @@ function signed(request: SignedRequest, params: Record<string, string>, expires 
   const toSign = presignedV2StringToSign(unsigned, parseQueryPairs(unsigned.query), String(expires));
   const signature = createHmac("sha1", EXAMPLE_SECRET).update(toSign).digest("base64");
   return { ...unsigned, query: `${unsigned.query}&Signature=${encodeURIComponent(signature)}` };
-}
-
-function expectS3Error(run: () => unknown, code: string, message?: string): S3Error {
-  let caught: unknown;
-  try {
-    run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(S3Error);
-  const error = caught as S3Error;
-  expect(error.code).toBe(code);
-  if (message !== undefined) expect(error.message).toBe(message);
-  return error;
 }
 
 describe("Signature Version 2 presigned URLs", () => {

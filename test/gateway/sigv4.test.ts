@@ -3,7 +3,6 @@ import { pipeline } from "node:stream/promises";
 import { S3Client, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { describe, expect, it } from "vitest";
-import { S3Error } from "../../gateway/s3/errors.js";
 import { CLOCK_SKEW_MS_MAX, SIGNING_KEY_CACHE_ENTRIES_MAX } from "../../gateway/s3/limits.js";
 import {
   type Authenticated,
@@ -17,7 +16,7 @@ import {
   sha256Hex,
   staticCredentials,
 } from "../../gateway/s3/sigv4.js";
-import { ACCESS_KEY, objectPath, presign, SECRET_KEY, signHeader, SIGNING_TIME } from "./signing.js";
+import { ACCESS_KEY, expectS3Error, objectPath, presign, SECRET_KEY, signHeader, SIGNING_TIME } from "./signing.js";
 
 const credentials = staticCredentials([
   { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
@@ -30,20 +29,6 @@ async function drain(source: AsyncIterable<Buffer>): Promise<void> {
 
 function verifier(now = SIGNING_TIME): SigV4Verifier {
   return new SigV4Verifier({ credentials, now: () => now });
-}
-
-function expectS3Error(run: () => unknown, code: string, message?: string): S3Error {
-  let caught: unknown;
-  try {
-    run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(S3Error);
-  const error = caught as S3Error;
-  expect(error.code).toBe(code);
-  if (message !== undefined) expect(error.message).toBe(message);
-  return error;
 }
 
 const ODD_KEYS = [

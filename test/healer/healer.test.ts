@@ -12,6 +12,7 @@ import { shardLayout } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
 import { TesseraError } from "../../core/errors.js";
+import type { ObjectRecord } from "../../core/storage-api.js";
 import type { MemoryNode } from "../../storage-node/memory-node.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { inspectKey, type DiskHandle } from "./inspect.js";
@@ -82,6 +83,21 @@ function idleAfterFailure(cluster: MemoryCluster): () => boolean {
     return status.outDisks.length > 0 && cluster.healer.quiet;
   };
 }
+
+/** A record write as a test sees it before the node does: it may delay, throw or never return. */
+type BeforeRecordWrite = (diskId: string, record: ObjectRecord) => Promise<void>;
+
+/** Runs `before` ahead of each of `node`'s record writes; the returned function undoes it. */
+function interceptRecordWrites(node: MemoryNode, before: BeforeRecordWrite): () => void {
+  const putRecord = node.putRecord.bind(node);
+  node.putRecord = async (diskId, record, fence) => {
+    await before(diskId, record);
+    return putRecord(diskId, record, fence);
+  };
+  return () => void delete (node as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+}
+
+const refused = (): TesseraError => new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
 
 describe(`healer over memory nodes (seed ${SEED})`, () => {
   it("rebuilds a lost node's shards onto the other disks, then every object survives m more lost nodes", async () => {
@@ -245,16 +261,13 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     const key = [...objects.keys()].find(onBoth);
     if (key === undefined) throw new Error(`seed ${SEED}: no object on both n1 and n2`);
     // n2 refuses this object's record writes: its repair ends with the record short there.
-    const n2 = cluster.memory.get("n2") as MemoryNode;
-    const putRecord = n2.putRecord.bind(n2);
-    n2.putRecord = async (diskId, record, fence) => {
-      if (record.key === key) throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
-      return putRecord(diskId, record, fence);
-    };
+    const undo = interceptRecordWrites(cluster.memory.get("n2") as MemoryNode, async (_diskId, record) => {
+      if (record.key === key) throw refused();
+    });
     (cluster.nodes.get("n1") as { down: boolean }).down = true;
     await waitFor("the failure scan to end incomplete", () => cluster.healer.history.some((job) => job.kind === "failure" && job.outcome === "incomplete"));
     await cluster.healer.stop();
-    delete (n2 as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    undo();
     const healer = await cluster.restartHealer();
     await waitFor("the healer to be idle", idleAfterFailure(cluster));
     expect(healer.history.filter((job) => job.kind === "failure").map((job) => job.outcome)).toEqual(["completed"]);
@@ -269,17 +282,14 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     // refuses the new record of the first object it already holds that the rebuild updates,
     // early in the job: its old record, which still names n1, stays.
     let refusedKey: string | undefined;
-    for (const [id, node] of cluster.memory) {
-      const putRecord = node.putRecord.bind(node);
-      node.putRecord = async (diskId, record, fence) => {
-        if (record.bucket === BUCKET) {
-          await new Promise((resolve) => setTimeout(resolve, RECORD_WRITE_DELAY_MS));
-          if (id === "n2" && refusedKey === undefined && (await node.getRecords(diskId, record.bucket, record.key)).length > 0) refusedKey = record.key;
-          if (id === "n2" && record.key === refusedKey) throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
-        }
-        return putRecord(diskId, record, fence);
-      };
-    }
+    const undo = [...cluster.memory].map(([id, node]) =>
+      interceptRecordWrites(node, async (diskId, record) => {
+        if (record.bucket !== BUCKET) return;
+        await new Promise((resolve) => setTimeout(resolve, RECORD_WRITE_DELAY_MS));
+        if (id === "n2" && refusedKey === undefined && (await node.getRecords(diskId, record.bucket, record.key)).length > 0) refusedKey = record.key;
+        if (id === "n2" && record.key === refusedKey) throw refused();
+      }),
+    );
     (cluster.nodes.get("n1") as { down: boolean }).down = true;
     await waitFor("an object's repair to have been refused", () => refusedKey !== undefined);
     const repairedThen = cluster.healer.status().totals.objectsRepaired;
@@ -288,7 +298,7 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEALER.checkpointIntervalMs));
     expect(cluster.healer.running?.kind).toBe("failure");
     await cluster.healer.stop();
-    for (const node of cluster.memory.values()) delete (node as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    for (const each of undo) each();
     const healer = await cluster.restartHealer({ concurrency: 4 });
     await waitFor("the healer to be idle", idleAfterFailure(cluster));
     const failures = healer.history.filter((job) => job.kind === "failure");
@@ -305,15 +315,13 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     // (n2 held no record of it): every other disk's new record names n2, none names n1 any
     // more, so no retried failure scan finds the object again.
     const n2 = cluster.memory.get("n2") as MemoryNode;
-    const putRecord = n2.putRecord.bind(n2);
     let refusedKey: string | undefined;
-    n2.putRecord = async (diskId, record, fence) => {
+    interceptRecordWrites(n2, async (diskId, record) => {
       if (record.bucket === BUCKET && refusedKey === undefined && (await n2.getRecords(diskId, record.bucket, record.key)).length === 0) {
         refusedKey = record.key;
-        throw new TesseraError("ERR_NODE_UNAVAILABLE", "record write refused (test)");
+        throw refused();
       }
-      return putRecord(diskId, record, fence);
-    };
+    });
     (cluster.nodes.get("n1") as { down: boolean }).down = true;
     await waitFor("the failure scan to end incomplete", () => cluster.healer.history.some((job) => job.kind === "failure" && job.outcome === "incomplete"));
     expect(refusedKey).toBeDefined();
@@ -336,22 +344,20 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     // revision, which no longer names n1, and n2 at the old one, which does. A failure listing
     // then sees n2's record only, so the object looks to have fewer spare shards than it has.
     const n2 = cluster.memory.get("n2") as MemoryNode;
-    const putRecord = n2.putRecord.bind(n2);
     let cutKey: string | undefined;
-    n2.putRecord = async (diskId, record, fence) => {
+    const undo = interceptRecordWrites(n2, async (diskId, record) => {
       if (record.bucket === BUCKET && (cutKey === undefined ? (await n2.getRecords(diskId, record.bucket, record.key)).length > 0 : record.key === cutKey)) {
         cutKey = record.key;
-        return new Promise<never>(() => undefined);
+        await new Promise<never>(() => undefined);
       }
-      return putRecord(diskId, record, fence);
-    };
+    });
     (cluster.nodes.get("n1") as { down: boolean }).down = true;
     await waitFor("a record write to be cut short", () => cutKey !== undefined);
     // A checkpoint (every 100 ms here) while that object is the oldest not done.
     await new Promise((resolve) => setTimeout(resolve, 2 * FAST_HEALER.checkpointIntervalMs));
     expect(cluster.healer.running?.kind).toBe("failure");
     await cluster.healer.stop();
-    delete (n2 as Partial<Pick<MemoryNode, "putRecord">>).putRecord;
+    undo();
     const healer = await cluster.restartHealer({ concurrency: 4 });
     await waitFor("the healer to be idle", idleAfterFailure(cluster));
     expect(healer.history.find((job) => job.kind === "failure")?.resumed).toBe(true);
