@@ -13,7 +13,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { S3Error } from "./errors.js";
-import { headerValue, type RequestHeaders } from "./sigv4.js";
+import { compareStrings, headerValue, type RequestHeaders } from "./sigv4.js";
 
 /** Query parameters of a version 2 presigned URL. */
 export const PRESIGNED_V2_PARAMS = ["AWSAccessKeyId", "Expires", "Signature"] as const;
@@ -54,10 +54,10 @@ export function presignedV2StringToSign(request: PresignedV2Request, pairs: Read
     const values = typeof value === "string" ? [value] : value;
     amz.set(name, [...(amz.get(name) ?? []), ...values.map((each) => each.trim())]);
   }
-  const amzLines = [...amz.keys()].sort().map((name) => `${name}:${(amz.get(name) as string[]).join(",")}\n`);
+  const amzLines = [...amz.keys()].sort(compareStrings).map((name) => `${name}:${(amz.get(name) as string[]).join(",")}\n`);
   const subresources = pairs
     .filter(([name]) => SIGNED_SUBRESOURCES.has(name))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => compareStrings(a, b))
     .map(([name, value]) => (value === "" ? name : `${name}=${value}`));
   const resource = `${request.hostBucket === undefined ? "" : `/${request.hostBucket}`}${request.path}${subresources.length === 0 ? "" : `?${subresources.join("&")}`}`;
   const standard = [headerValue(request.headers, "content-md5") ?? "", headerValue(request.headers, "content-type") ?? "", expires];

@@ -212,7 +212,8 @@ export function canonicalQuery(pairs: ReadonlyArray<readonly [string, string]>, 
     .join("&");
 }
 
-function compareStrings(a: string, b: string): number {
+/** Code-unit order, as AWS sorts canonical names. */
+export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
