@@ -15,9 +15,6 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { S3Error } from "./errors.js";
 import { compareStrings, headerValue, type RequestHeaders } from "./sigv4.js";
 
-/** Query parameters of a version 2 presigned URL. */
-export const PRESIGNED_V2_PARAMS = ["AWSAccessKeyId", "Expires", "Signature"] as const;
-
 /** The sub-resources (and response overrides) S3's version 2 signature covers. */
 const SIGNED_SUBRESOURCES = new Set([
   "acl", "cors", "delete", "lifecycle", "location", "logging", "notification", "partNumber", "policy", "requestPayment",
@@ -70,7 +67,7 @@ export function presignedV2StringToSign(request: PresignedV2Request, pairs: Read
  * Expires, InvalidAccessKeyId, SignatureDoesNotMatch).
  */
 export function verifyPresignedV2(request: PresignedV2Request, pairs: ReadonlyArray<readonly [string, string]>, secretKey: (accessKeyId: string) => string | undefined, nowMs: number): string {
-  const param = (name: (typeof PRESIGNED_V2_PARAMS)[number]): string | undefined => pairs.find(([each]) => each === name)?.[1];
+  const param = (name: "AWSAccessKeyId" | "Expires" | "Signature"): string | undefined => pairs.find(([each]) => each === name)?.[1];
   const accessKeyId = param("AWSAccessKeyId") as string;
   const signature = param("Signature") as string;
   const expires = param("Expires");
