@@ -99,3 +99,11 @@ export const REFERENCE_CORES = 2;
 assert(DATA_POOL_BYTES > 64 * MiB, "the data pool holds the largest matrix object without wrapping");
 assert(BODY_PIECE_BYTES <= DATA_POOL_BYTES, "a body piece is a window of the pool");
 assert(QUICK_BUDGET.runs >= 3 && FULL_BUDGET.runs >= 3, "min / median / max need at least three runs");
+
+/**
+ * Condition of the healthy GETs measured right before the nodes are stopped: what the degraded
+ * GETs are judged against. The matrix's own healthy GETs ran minutes earlier (before the 1 GiB
+ * object), and on this shared machine the load moves by more than the 15% the target allows
+ * in that time; the neighbouring cells see the same machine and the same cluster.
+ */
+export const DEGRADED_BASELINE_CONDITION = "healthy, just before the nodes are stopped";

@@ -3,7 +3,7 @@
  * markdown rendering (what stdout shows and bench/results/*.md keeps).
  */
 import type { Ceilings } from "./ceilings.js";
-import { KiB, MiB, GiB } from "./limits.js";
+import { DEGRADED_BASELINE_CONDITION, KiB, MiB, GiB } from "./limits.js";
 import { bound, describeModel, type ModelInputs } from "./model.js";
 import type { RebuildResult } from "./rebuild.js";
 import { formatSpread, type Spread } from "./stats.js";
@@ -101,13 +101,24 @@ function matrixRows(results: BenchResults, inputs: ModelInputs, sizes: readonly 
 function degradedRows(results: BenchResults): string[] {
   const degraded = results.cells.filter((cell) => cell.condition.startsWith("degraded"));
   if (degraded.length === 0) return ["(not measured)"];
-  const rows = ["| condition | size | conc | GET | healthy GET | vs healthy |", "|---|---|---:|---|---|---:|"];
+  const rows = [
+    `Each degraded GET against the same GET measured healthy just before the nodes were stopped (the judged ratio), and against the matrix's healthy GET of earlier in the run.`,
+    "",
+    "| condition | size | conc | GET | healthy just before | vs that | healthy in the matrix | vs that |",
+    "|---|---|---:|---|---|---:|---|---:|",
+  ];
   for (const cell of degraded) {
-    const healthy = find(results.cells, cell.target, "healthy", "GET", cell.size, cell.concurrency);
-    const change = healthy?.megabytesPerSecond !== undefined && cell.megabytesPerSecond !== undefined ? `${((100 * cell.megabytesPerSecond.median) / healthy.megabytesPerSecond.median - 100).toFixed(0)}%` : "–";
-    rows.push(`| ${cell.condition} | ${sizeName(cell.size)} | ${cell.concurrency} | ${figure(cell, false)} | ${figure(healthy, false)} | ${change} |`);
+    const before = find(results.cells, cell.target, DEGRADED_BASELINE_CONDITION, "GET", cell.size, cell.concurrency);
+    const matrix = find(results.cells, cell.target, "healthy", "GET", cell.size, cell.concurrency);
+    rows.push(`| ${cell.condition} | ${sizeName(cell.size)} | ${cell.concurrency} | ${figure(cell, false)} | ${figure(before, false)} | ${change(cell, before)} | ${figure(matrix, false)} | ${change(cell, matrix)} |`);
   }
   return rows;
+}
+
+/** The median throughput of `cell` against `reference`'s, as a signed percentage. */
+function change(cell: CellResult, reference: CellResult | undefined): string {
+  if (reference?.megabytesPerSecond === undefined || cell.megabytesPerSecond === undefined) return "–";
+  return `${((100 * cell.megabytesPerSecond.median) / reference.megabytesPerSecond.median - 100).toFixed(0)}%`;
 }
 
 function memoryRows(results: BenchResults): string[] {

@@ -1,11 +1,11 @@
 /**
  * Everything measured on one target: a warm-up, the matrix (PUT, GET, MIXED × sizes ×
  * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it),
- * degraded GETs with one and two storage nodes stopped, and the healer's rebuild of an
- * emptied node; the peak RSS of every process.
+ * healthy GETs, then degraded GETs with one and two storage nodes stopped, and the healer's
+ * rebuild of an emptied node; the peak RSS of every process.
  */
 import type { DataPool } from "./data.js";
-import { CONCURRENCIES, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
+import { CONCURRENCIES, DEGRADED_BASELINE_CONDITION, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { measureRebuild, type RebuildResult } from "./rebuild.js";
 import { sizeName } from "./report.js";
@@ -94,6 +94,7 @@ async function hugeObject(context: WorkloadContext, tessera: TesseraTarget, log:
 
 async function degraded(context: WorkloadContext, options: SuiteOptions, tessera: TesseraTarget, peaks: PeakTracker): Promise<CellResult[]> {
   const cells: CellResult[] = [];
+  for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition: DEGRADED_BASELINE_CONDITION }, options.log));
   const stopped: string[] = [];
   for (const id of DEGRADED_NODES) {
     peaks.read();

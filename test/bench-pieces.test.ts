@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { Ceilings } from "../bench/ceilings.js";
 import { renderChart } from "../bench/chart.js";
 import { DataPool } from "../bench/data.js";
-import { MiB } from "../bench/limits.js";
+import { DEGRADED_BASELINE_CONDITION, MiB } from "../bench/limits.js";
 import { bound, type ModelInputs } from "../bench/model.js";
 import { renderMarkdown, type BenchResults } from "../bench/report.js";
 import { percentile, spread } from "../bench/stats.js";
@@ -91,5 +91,28 @@ describe("bench pieces", () => {
     expect(markdown).toContain("| PUT | 64 MiB | 4 |");
     expect(markdown).toContain("| tessera | gateway | 100 MiB |");
     expect(renderChart(results, inputs, [64 * MiB])).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+  });
+
+  it("degraded GETs are judged against the healthy GETs measured just before the nodes stopped", () => {
+    const get = (condition: string, seconds: number) => {
+      const run = { bytes: 100e6, operations: 4, seconds, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1 } };
+      return summarize("tessera", { operation: "GET", size: 64 * MiB, concurrency: 4, condition }, [run, run, run]);
+    };
+    // 200, 100 and 80 MB/s: the degraded cell is -20% against the cell just before, -60% against the matrix's.
+    const cells = [get("healthy", 0.5), get(DEGRADED_BASELINE_CONDITION, 1), get("degraded: 1 node stopped (n1)", 1.25)];
+    const results: BenchResults = {
+      startedAt: "2026-01-01T00:00:00.000Z",
+      durationSeconds: 1,
+      machine: { cpu: "test", cores: 2, memoryGiB: 1, kernel: "Linux", node: "20", filesystem: "ext4", loadAverage: { start: 0, end: 0 } },
+      options: { quick: true, seed: 1, runs: 3, runMs: 100 },
+      ceilings,
+      model: [],
+      cells,
+      peakRssBytes: {},
+      rebuild: { status: "pending", note: "test" },
+      skipped: [],
+    };
+    const row = renderMarkdown(results, inputs, [64 * MiB], [4]).split("\n").find((line) => line.startsWith("| degraded: 1 node stopped (n1) |"));
+    expect(row).toBe("| degraded: 1 node stopped (n1) | 64 MiB | 4 | 80 (80–80) MB/s | 100 (100–100) MB/s | -20% | 200 (200–200) MB/s | -60% |");
   });
 });
