@@ -18,12 +18,12 @@ import { REPAIR_QUEUE_OBJECTS_MAX, SCAN_PAGE_RECORDS, SCHEDULER_TICK_MS } from "
 import { shardName, sweepDisk } from "./orphan-sweep.js";
 import { Progress } from "./progress.js";
 import { repairObject, type RepairContext, type RepairOutcome } from "./repair-object.js";
-import { needsVerify, readRepairList, removeRepairEntry } from "./repair-list.js";
+import { readRepairList, removeRepairEntry, type RepairListEntry } from "./repair-list.js";
 import { ScanJob, type ScanCheckpoint, type ScanKind } from "./scan.js";
 import type { HealerSettings } from "./settings.js";
 import { effectiveMap, placerOf } from "./target-placement.js";
 import { Throttle } from "./throttle.js";
-import { WorkQueue, type WorkItem } from "./work-queue.js";
+import { WorkQueue, type RepairEnd, type WorkItem } from "./work-queue.js";
 import { healerStatus, type HealerStatus } from "./status.js";
 
 /**
@@ -112,6 +112,12 @@ export class Healer {
   #timers: NodeJS.Timeout[] = [];
   #lastCheckpoint = 0;
   #repairListBusy = false;
+  /**
+   * Repair-list entries whose last repair left work or threw, by "bucket/key": when to try
+   * again and the pause after that (doubling from retryAfterMs to RETRY_AFTER_MAX_MS). In
+   * memory only: after a restart every entry on the list is tried again at once.
+   */
+  readonly #repairListRetry = new Map<string, { at: number; delayMs: number }>();
   #detectOnly = false;
   /** The out disks after the last detector change: a disk leaving this set has come back. */
   #lastOut = new Set<string>();
@@ -348,7 +354,7 @@ export class Healer {
   }
 
   async #runRepair(item: WorkItem): Promise<void> {
-    let handled = false;
+    let end: RepairEnd = "failed";
     try {
       const outcome = await repairObject(this.#repairContext(), { bucket: item.bucket, key: item.key, seeds: item.seeds, verify: item.verify });
       this.progress.record(outcome, item.verify);
@@ -357,13 +363,13 @@ export class Healer {
       if (item.source === "failure" && settled) this.progress.riskResolved(item.spare, item.bytesToWrite);
       if (!settled && this.#running !== undefined && item.source === this.#running.job.kind) this.#running.degraded += 1;
       if (outcome.status !== "healthy" && outcome.status !== "absent") this.#options.logger.debug({ ...outcome, detail: outcome.detail.slice(0, 3) }, "object repaired");
-      handled = true;
+      end = settled ? "done" : "left";
     } catch (error) {
       this.progress.failed(item.bucket, item.key, error);
       if (this.#running !== undefined) this.#running.degraded += 1;
       this.#options.logger.warn({ err: error, bucket: item.bucket, key: item.key }, "repair failed");
     } finally {
-      item.settle?.(handled);
+      item.settle?.(end);
       void this.#saveCheckpoint(false);
     }
   }
@@ -585,21 +591,38 @@ export class Healer {
     if (this.#repairListBusy || this.queue.size >= REPAIR_QUEUE_OBJECTS_MAX / 2) return;
     this.#repairListBusy = true;
     try {
-      const entries = await readRepairList(this.cluster, this.listableDisks());
+      const now = this.#now();
+      const waiting = (id: string): boolean => (this.#repairListRetry.get(id)?.at ?? 0) > now;
+      const entries = await readRepairList(this.cluster, this.listableDisks(), { skip: (id) => this.#inFlight.has(id) || waiting(id) });
       const m = this.cluster.map.ec.m;
       for (const entry of entries) {
         const id = `${entry.bucket}/${entry.key}`;
-        if (this.#inFlight.has(id)) continue;
         const seeds = [...entry.seen.values()].map((seen) => seen.disk);
-        await this.queue.push({ bucket: entry.bucket, key: entry.key, spare: m - 1, size: 0, bytesToWrite: 0, seeds, verify: needsVerify(entry.reason), source: "repair-list", settle: (handled) => {
-            if (handled) void removeRepairEntry(this.cluster, entry);
-          },
-        });
+        await this.queue.push({ bucket: entry.bucket, key: entry.key, spare: m - 1, size: 0, bytesToWrite: 0, seeds, verify: entry.verify, source: "repair-list", settle: (end) => this.#settleRepairEntry(id, entry, end) });
         this.progress.totals.objectsQueued += 1;
       }
     } finally {
       this.#repairListBusy = false;
     }
+  }
+
+  /**
+   * A repair-list entry leaves the list only when its repair is done. One that left work (a
+   * disk it needs is unreadable, a newer version blocks it) or threw stays, and is tried
+   * again after a pause that doubles each time, so an object that cannot be repaired yet
+   * neither is forgotten until the next scrub nor is retried on every poll.
+   */
+  #settleRepairEntry(id: string, entry: RepairListEntry, end: RepairEnd): void {
+    if (end === "done") {
+      this.#repairListRetry.delete(id);
+      void removeRepairEntry(this.cluster, entry);
+      return;
+    }
+    const delayMs = Math.min(RETRY_AFTER_MAX_MS, (this.#repairListRetry.get(id)?.delayMs ?? this.settings.retryAfterMs / 2) * 2);
+    this.#repairListRetry.delete(id);
+    this.#repairListRetry.set(id, { at: this.#now() + delayMs, delayMs });
+    // Bounded like the work queue: the oldest pause forgotten only means an earlier retry.
+    if (this.#repairListRetry.size > REPAIR_QUEUE_OBJECTS_MAX) this.#repairListRetry.delete(this.#repairListRetry.keys().next().value as string);
   }
 }
 

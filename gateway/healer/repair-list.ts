@@ -6,7 +6,7 @@
  * the repair ran, stays for the next poll).
  */
 import type { Cluster } from "../objects/cluster.js";
-import { REPAIR_BUCKET } from "../objects/repair-queue.js";
+import { REPAIR_BUCKET, needsVerify } from "../objects/repair-queue.js";
 import { withTimeout } from "../objects/versions.js";
 import type { DiskRef } from "./gather.js";
 import { RECORD_READ_TIMEOUT_MS, REPAIR_LIST_ENTRIES_PER_POLL } from "./limits.js";
@@ -18,13 +18,20 @@ export interface RepairListEntry {
   readonly bucket: string;
   readonly key: string;
   readonly reason: string;
+  /** Some disk's entry asks for the shards to be read and verified (needsVerify). */
+  readonly verify: boolean;
   /** The newest entry version each disk listed: only these and older ones are removed. */
   readonly seen: ReadonlyMap<string, { readonly disk: DiskRef; readonly versionId: string }>;
 }
 
+export interface ReadRepairListOptions {
+  /** Entries ("bucket/key") not to take now (being repaired, or waiting to be tried again): they do not count towards the limit. */
+  readonly skip?: (id: string) => boolean;
+}
+
 /** Up to REPAIR_LIST_ENTRIES_PER_POLL entries from every listable disk, merged by object. */
-export async function readRepairList(cluster: Cluster, disks: readonly DiskRef[]): Promise<RepairListEntry[]> {
-  const entries = new Map<string, { bucket: string; key: string; reason: string; seen: Map<string, { disk: DiskRef; versionId: string }> }>();
+export async function readRepairList(cluster: Cluster, disks: readonly DiskRef[], read: ReadRepairListOptions = {}): Promise<RepairListEntry[]> {
+  const entries = new Map<string, { bucket: string; key: string; reason: string; verify: boolean; seen: Map<string, { disk: DiskRef; versionId: string }> }>();
   for (const disk of disks) {
     const node = cluster.node(disk.nodeId);
     let startAfter: string | undefined;
@@ -33,8 +40,10 @@ export async function readRepairList(cluster: Cluster, disks: readonly DiskRef[]
       const page = await withTimeout(node?.listRecords(disk.diskId, options) ?? Promise.reject(new Error("no node")), RECORD_READ_TIMEOUT_MS, "repair list").catch(() => undefined);
       for (const record of page?.records ?? []) {
         const slash = record.key.indexOf("/");
-        if (slash <= 0) continue;
-        const entry = entries.get(record.key) ?? { bucket: record.key.slice(0, slash), key: record.key.slice(slash + 1), reason: record.userMetadata.reason ?? "", seen: new Map() };
+        if (slash <= 0 || read.skip?.(record.key) === true) continue;
+        const reason = record.userMetadata.reason ?? "";
+        const entry = entries.get(record.key) ?? { bucket: record.key.slice(0, slash), key: record.key.slice(slash + 1), reason, verify: false, seen: new Map() };
+        entry.verify ||= needsVerify(reason);
         entry.seen.set(`${disk.nodeId}/${disk.diskId}`, { disk, versionId: record.versionId });
         entries.set(record.key, entry);
       }
@@ -56,9 +65,4 @@ export async function removeRepairEntry(cluster: Cluster, entry: RepairListEntry
       for (const record of versions) if (record.versionId <= versionId) await node.deleteRecord(disk.diskId, REPAIR_BUCKET, entryKey, record.versionId);
     }),
   );
-}
-
-/** A read that failed a checksum or broke off: the shards are read and verified before planning. */
-export function needsVerify(reason: string): boolean {
-  return /failed a read|checksum|corrupt/i.test(reason);
 }

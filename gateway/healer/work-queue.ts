@@ -23,11 +23,19 @@ export interface WorkItem {
   readonly verify: boolean;
   readonly source: WorkSource;
   /**
-   * Called once the item is done (scan watermarks, repair-list removal); `handled` is false
-   * when its repair threw (an entry of the durable repair list then stays for the next poll).
+   * Called once the item's repair has run (scan watermarks, repair-list removal), with how
+   * it ended. An entry of the durable repair list is removed only when it is `done`.
    */
-  readonly settle?: (handled: boolean) => void;
+  readonly settle?: Settle;
 }
+
+/**
+ * How a repair ended: `done` (repaired, or nothing was left to do), `left` (it ran, but work
+ * remains that cannot be done now: a disk it needs is unreadable, a newer version blocks it),
+ * or `failed` (it threw).
+ */
+export type RepairEnd = "done" | "left" | "failed";
+export type Settle = (end: RepairEnd) => void;
 
 export class WorkQueue {
   readonly #capacity: number;
@@ -57,13 +65,17 @@ export class WorkQueue {
     return total;
   }
 
-  /** Waits for room, then queues. An item already queued keeps its place (at the lower spare of the two). */
+  /**
+   * Waits for room, then queues. An item already queued keeps its place (at the lower spare of
+   * the two) and takes over the newcomer's settle: both producers learn how the one repair ended.
+   */
   async push(item: WorkItem, signal?: AbortSignal): Promise<void> {
     const id = `${item.bucket}/${item.key}`;
     const existing = this.#queued.get(id);
     if (existing !== undefined) {
-      if (item.spare < existing.spare) this.#replace(existing, { ...item, settle: chain(existing.settle, item.settle) });
-      else item.settle?.(true);
+      const settle = chain(existing.settle, item.settle);
+      if (item.spare < existing.spare) this.#replace(existing, { ...item, verify: item.verify || existing.verify, ...(settle === undefined ? {} : { settle }) });
+      else this.#merge(existing, { ...existing, verify: item.verify || existing.verify, ...(settle === undefined ? {} : { settle }) });
       return;
     }
     while (this.#queued.size >= this.#capacity) {
@@ -79,6 +91,15 @@ export class WorkQueue {
     this.#levels.set(item.spare, level);
     this.#queued.set(`${item.bucket}/${item.key}`, item);
     this.#wake(this.#waitingConsumers);
+  }
+
+  /** `item` in the place of `existing` (same key and spare level). */
+  #merge(existing: WorkItem, item: WorkItem): void {
+    const level = this.#levels.get(existing.spare) ?? [];
+    const at = level.indexOf(existing);
+    assert(at >= 0 && item.spare === existing.spare, "a queued item is in its spare level's list");
+    level[at] = item;
+    this.#queued.set(`${item.bucket}/${item.key}`, item);
   }
 
   #replace(existing: WorkItem, item: WorkItem): void {
@@ -132,13 +153,11 @@ export class WorkQueue {
   }
 }
 
-type Settle = (handled: boolean) => void;
-
 function chain(first: Settle | undefined, second: Settle | undefined): Settle | undefined {
   if (first === undefined) return second;
   if (second === undefined) return first;
-  return (handled) => {
-    first(handled);
-    second(handled);
+  return (end) => {
+    first(end);
+    second(end);
   };
 }

@@ -3,7 +3,7 @@
  * shards on storage nodes. It knows nothing of HTTP or S3 XML (gateway/s3 does) and
  * throws TesseraErrors, which gateway/s3/errors.ts translates to S3 errors in one place.
  */
-import { TesseraError } from "../../core/errors.js";
+import { TesseraError, isTesseraError } from "../../core/errors.js";
 import type { BucketRecord, ObjectRecord, ShardLocation, StorageNode } from "../../core/storage-api.js";
 import { HybridClock, decodeVersionId } from "../hlc.js";
 import type { Cluster } from "./cluster.js";
@@ -198,7 +198,8 @@ export class ObjectStore {
   read(resolved: ResolvedVersion, start: number, end: number, purpose: { readonly forCopy?: boolean } = {}): AsyncGenerator<Buffer> {
     const { bucket, key } = resolved.record;
     const options: ReadObjectOptions = {
-      onShardFailure: (shardIndex) => this.#repairs.enqueue(bucket, key, `shard ${shardIndex} failed a read`),
+      // A shard whose node did not answer needs no verification; one that failed its checksum or broke off does.
+      onShardFailure: (shardIndex, error) => this.#repairs.enqueue(bucket, key, isTesseraError(error, "ERR_NODE_UNAVAILABLE") ? `shard ${shardIndex} unreachable` : `shard ${shardIndex} failed a read`),
       ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }),
       ...(purpose.forCopy === true ? { forCopy: true } : {}),
     };

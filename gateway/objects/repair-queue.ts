@@ -21,6 +21,15 @@ export const REPAIR_DEDUP_WINDOW_MS = 60_000;
 /** Keys remembered for de-duplication; beyond it the oldest are forgotten (costs a rewrite). */
 const REPAIR_DEDUP_KEYS_MAX = 10_000;
 
+/**
+ * True when an entry's reason says a shard's bytes may be bad (a checksum failure, a read that
+ * broke off): the healer then reads and verifies the object's shards before planning. A shard
+ * that was only unreachable (its node down or silent) needs no such reading.
+ */
+export function needsVerify(reason: string): boolean {
+  return /failed a read|checksum|corrupt/i.test(reason);
+}
+
 export interface RepairEntry {
   readonly bucket: string;
   readonly key: string;
@@ -43,11 +52,16 @@ export class NodeRepairQueue implements RepairQueue {
 
   enqueue(bucket: string, key: string, reason: string): void {
     const id = `${bucket}/${key}`;
+    const verify = needsVerify(reason);
     const now = Date.now();
-    const last = this.#recent.get(id);
-    if (last !== undefined && now - last < REPAIR_DEDUP_WINDOW_MS) return;
-    this.#recent.delete(id);
-    this.#recent.set(id, now);
+    // The healer reads an entry's newest version only. One that asks for verification covers
+    // one that does not, but not the other way round: a plain entry written after one that
+    // asks would hide it, and one that asks is written even after a plain one.
+    const recent = (name: string): boolean => now - (this.#recent.get(name) ?? -Infinity) < REPAIR_DEDUP_WINDOW_MS;
+    if (recent(`${id}#verify`) || (!verify && recent(id))) return;
+    const name = verify ? `${id}#verify` : id;
+    this.#recent.delete(name);
+    this.#recent.set(name, now);
     if (this.#recent.size > REPAIR_DEDUP_KEYS_MAX) this.#recent.delete(this.#recent.keys().next().value as string);
     const work = this.#write({ bucket, key, reason, queuedAt: now }).catch((error: unknown) => this.#onError(error));
     this.#pending.add(work);

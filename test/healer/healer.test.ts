@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { shardLayout } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
+import { readRepairList } from "../../gateway/healer/repair-list.js";
 import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
 import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
@@ -395,6 +396,69 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     await cluster.healer.queue.push(item);
     await waitFor("both repairs to be done", () => reads >= 2 && reading === 0 && cluster.healer.inFlight === 0 && cluster.healer.queue.size === 0);
     expect({ reads, readingMax }).toEqual({ reads: 2, readingMax: 1 });
+  });
+
+  it("a degraded read queues its object: an unreachable shard without verification, a corrupt one with it, never hidden by a later unreachable one", async () => {
+    const prng = new Prng(SEED + 17);
+    // The healer never takes the entries (no poll), so the list shows what reads wrote.
+    const cluster = (running = await startMemoryCluster(rawMap(6), { repairListPollIntervalMs: 3_600_000 }));
+    const objects = await putAll(cluster, prng, 6);
+    const reasons = async (): Promise<Record<string, string>> => Object.fromEntries((await cluster.repairs.list()).map((entry) => [entry.key, entry.reason]));
+    const readWith = async (key: string, broken: (location: { nodeId: string; diskId: string; shardIndex: number }, record: ObjectRecord) => () => void): Promise<void> => {
+      const { record } = await cluster.store.resolve(BUCKET, key);
+      const location = record.placement[0];
+      if (location === undefined) throw new Error("a placed object has locations");
+      const undo = broken(location, record);
+      expect(await readBack(cluster, key)).toBe(objects.get(key));
+      undo();
+      await cluster.repairs.settle();
+    };
+    // The node answers record reads but not shard reads, as a node that stops mid-read does.
+    const unreachable = (location: { nodeId: string }) => {
+      const node = cluster.memory.get(location.nodeId) as MemoryNode;
+      const readShard = node.readShard.bind(node);
+      node.readShard = () => (async function* () { yield* []; throw new TesseraError("ERR_NODE_UNAVAILABLE", "connection refused (test)"); })();
+      return () => (node.readShard = readShard);
+    };
+    const corrupt = (location: { nodeId: string; diskId: string; shardIndex: number }, record: ObjectRecord) => {
+      cluster.memory.get(location.nodeId)?.corruptShard(location.diskId, { objectId: record.objectId, versionId: record.versionId, partNumber: 0, shardIndex: location.shardIndex }, 40);
+      return () => undefined;
+    };
+    // object-3 and object-4 (over the inline size): shard files read through the streaming decoder.
+    await readWith("object-3", unreachable);
+    expect(await reasons()).toEqual({ "object-3": "shard 0 unreachable" });
+    await readWith("object-4", corrupt);
+    await readWith("object-4", unreachable);
+    expect(await reasons()).toEqual({ "object-3": "shard 0 unreachable", "object-4": "shard 0 failed a read" });
+    await readWith("object-3", corrupt);
+    expect(await reasons()).toEqual({ "object-3": "shard 0 failed a read", "object-4": "shard 0 failed a read" });
+    const entries = await readRepairList(cluster.cluster, cluster.disks());
+    expect(entries.map((entry) => [entry.key, entry.verify])).toEqual([["object-3", true], ["object-4", true]]);
+  });
+
+  it("a repair-list entry whose repair could not finish stays on the list and is tried again until it does", async () => {
+    const prng = new Prng(SEED + 16);
+    // The node stays suspect (never out): its disk keeps its place in the placement, unreadable.
+    const cluster = (running = await startMemoryCluster(rawMap(6), { downAfterMs: 3_600_000 }));
+    const objects = await putAll(cluster, prng, 6);
+    const key = "object-3"; // INLINE_OBJECT_BYTES_MAX + 1: shard files, not inline
+    const { record } = await cluster.store.resolve(BUCKET, key);
+    const location = record.placement[prng.int(0, record.placement.length - 1)];
+    if (location === undefined) throw new Error("a placed object has locations");
+    // Bitrot on a disk whose node then stops answering: the repair can neither read nor rewrite it.
+    cluster.memory.get(location.nodeId)?.corruptShard(location.diskId, { objectId: record.objectId, versionId: record.versionId, partNumber: 0, shardIndex: location.shardIndex }, 40);
+    const node = cluster.nodes.get(location.nodeId) as { down: boolean };
+    node.down = true;
+    await waitFor("the node to be suspect", () => !cluster.healer.detector.readable(location.nodeId, location.diskId));
+    cluster.repairs.enqueue(BUCKET, key, `shard ${location.shardIndex} failed its checksum`);
+    await cluster.repairs.settle();
+    await waitFor("a repair that leaves work", () => cluster.healer.status().totals.objectsDegraded > 0);
+    const listed = async (): Promise<string[]> => (await cluster.repairs.list()).map((entry) => `${entry.bucket}/${entry.key}`);
+    expect(await listed()).toEqual([`${BUCKET}/${key}`]);
+    node.down = false;
+    await waitFor("the entry to be repaired and leave the list", async () => (await listed()).length === 0);
+    expect(cluster.healer.status().totals.corruptFound).toBeGreaterThanOrEqual(1);
+    await expectFullRedundancy(cluster, objects.keys());
   });
 
   it("sweeps shard files no record names (a write whose gateway died before its records), and keeps every named one", async () => {

@@ -13,7 +13,7 @@ import { compareRecords } from "../../gateway/healer/record-merge.js";
 import { HEALER_SETTINGS_DEFAULT, healerSettingsFromEnv, parseByteSize } from "../../gateway/healer/settings.js";
 import { effectiveMap, placerOf, targetPlacement } from "../../gateway/healer/target-placement.js";
 import { Throttle } from "../../gateway/healer/throttle.js";
-import { WorkQueue, type WorkItem } from "../../gateway/healer/work-queue.js";
+import { WorkQueue, type Settle, type WorkItem } from "../../gateway/healer/work-queue.js";
 import { parseClusterMap } from "../../placement/cluster-map.js";
 import { recordKey } from "../../storage-node/record-keys.js";
 import { applyEdit, type RawMap } from "../../bin/map-edit.js";
@@ -62,22 +62,30 @@ describe("throttle", () => {
   });
 });
 
-function item(key: string, spare: number, settle?: () => void): WorkItem {
+function item(key: string, spare: number, settle?: Settle): WorkItem {
   return { bucket: "b", key, spare, size: 1, bytesToWrite: 1, seeds: [], verify: false, source: "scan", ...(settle === undefined ? {} : { settle }) };
 }
 
 describe("work queue", () => {
   it("hands out the fewest spare shards first, first come first served within a level, one entry per key", async () => {
     const queue = new WorkQueue(10);
-    let settled = 0;
+    const ends: string[] = [];
     await queue.push(item("a", 1));
     await queue.push(item("b", 0));
     await queue.push(item("c", 1));
     await queue.push(item("d", -1));
-    await queue.push(item("a", 0, () => (settled += 1)));
-    await queue.push(item("b", 2, () => (settled += 1)));
-    expect(settled).toBe(1);
-    expect([queue.take(), queue.take(), queue.take(), queue.take(), queue.take()].map((each) => each?.key)).toEqual(["d", "b", "a", "c", undefined]);
+    // Riskier than the queued "a": it takes a's place at spare 0.
+    await queue.push(item("a", 0, (end) => ends.push(`a ${end}`)));
+    // Less risky than the queued "b", and asks for verification: b keeps its place, verifies,
+    // and this producer learns how b's one repair ends (a repair-list entry stays until done).
+    await queue.push({ ...item("b", 2, (end) => ends.push(`b ${end}`)), verify: true });
+    expect(ends).toEqual([]);
+    const taken = [queue.take(), queue.take(), queue.take(), queue.take(), queue.take()];
+    expect(taken.map((each) => each?.key)).toEqual(["d", "b", "a", "c", undefined]);
+    expect(taken.map((each) => each?.verify)).toEqual([false, true, false, false, undefined]);
+    taken[1]?.settle?.("left");
+    taken[2]?.settle?.("done");
+    expect(ends).toEqual(["b left", "a done"]);
   });
 
   it("makes producers wait while full", async () => {
