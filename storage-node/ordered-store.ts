@@ -31,6 +31,11 @@ export interface StoreReader {
 export interface StoreWriter {
   /** Sees the transaction's own earlier writes. */
   get(table: StoreTable, key: Buffer): Buffer | undefined;
+  /**
+   * Keys in a range (`limit` ignored), as the transaction found them: this action's own
+   * writes are not counted (read before writing, as OrderedStore.write asks).
+   */
+  count(table: StoreTable, query: RangeQuery): number;
   put(table: StoreTable, key: Buffer, value: Buffer): void;
   remove(table: StoreTable, key: Buffer): void;
 }
@@ -80,6 +85,11 @@ class MemoryTable {
     this.keys.splice(at, 1);
   }
 
+  count(query: RangeQuery): number {
+    const first = lowerBound(this.keys, query.start, query.exclusiveStart === true);
+    return Math.max(0, lowerBound(this.keys, query.end, false) - first);
+  }
+
   *range(query: RangeQuery): Iterable<StoreEntry> {
     let at = lowerBound(this.keys, query.start, query.exclusiveStart === true);
     for (let count = 0; count < (query.limit ?? Infinity) && at < this.keys.length; count++, at++) {
@@ -119,6 +129,7 @@ export class MemoryOrderedStore implements OrderedStore {
         const pending = staged.get(`${table}:${key.toString("hex")}`);
         return pending === undefined ? this.get(table, key) : pending.value;
       },
+      count: (table, query) => this.#table(table).count(query),
       put: (table, key, value) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value }),
       remove: (table, key) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value: undefined }),
     };

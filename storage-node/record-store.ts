@@ -17,7 +17,6 @@ import type {
   PlacementPage,
   PlacementQuery,
   PutRecordReply,
-  PutRecordResult,
 } from "../core/storage-api.js";
 import type { OrderedStore, StoreEntry, StoreWriter } from "./ordered-store.js";
 import {
@@ -91,25 +90,20 @@ export class RecordStore {
     // payload again (normalizeRecord does not copy it).
     const encoded = encodeRecord(record);
     const key = recordKey(record.bucket, record.key, record.versionId);
-    const result = await this.#store.write((writer): PutRecordResult => {
+    return this.#store.write((writer): PutRecordReply => {
       const stored = writer.get("records", key);
       const existing = stored === undefined ? undefined : decodeRecord(stored);
-      const decision = decidePut(existing, record);
-      if (decision !== "stored") return decision;
+      const result = decidePut(existing, record);
+      // Versions sort newest first: the older ones follow this key (counted in the transaction,
+      // before its writes, which leave that range alone).
+      const olderVersions = writer.count("records", { start: key, end: afterObjectKey(record.bucket, record.key), exclusiveStart: true });
+      if (result !== "stored") return { result, olderVersions };
       if (existing !== undefined) putPlacements(writer, existing, key, false);
       else writeCount(writer, readCount(writer) + 1);
       writer.put("records", key, encoded);
       putPlacements(writer, record, key, true);
-      return decision;
+      return { result, olderVersions };
     });
-    return { result, olderVersions: this.#countOlder(record.bucket, record.key, key) };
-  }
-
-  /** Versions of the key older than the one at `key` (versions sort newest first). */
-  #countOlder(bucket: string, objectKey: string, key: Buffer): number {
-    let older = 0;
-    for (const _entry of this.#store.range("records", { start: key, end: afterObjectKey(bucket, objectKey), exclusiveStart: true })) older++;
-    return older;
   }
 
   /**

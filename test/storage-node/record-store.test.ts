@@ -167,6 +167,46 @@ describe.each(stores)("entries read from the %s store", (_name, makeStore) => {
   });
 });
 
+describe.each(stores)("a write transaction of the %s store", (_name, makeStore) => {
+  it("is all or nothing, sees its own writes, and counts what the transaction found", async () => {
+    const store = await makeStore();
+    const key = (text: string): Buffer => Buffer.from(text, "utf8");
+    const text = (value: Buffer | undefined): string | undefined => value?.toString("utf8");
+    await store.write((writer) => {
+      writer.put("meta", key("a"), key("1"));
+      writer.put("meta", key("c"), key("3"));
+    });
+    // Concurrent writes share one LMDB commit: the one that throws after writing leaves
+    // nothing of its own, and takes nothing of the others with it.
+    const [failed, other] = await Promise.allSettled([
+      store.write((writer) => {
+        writer.put("meta", key("b"), key("2"));
+        writer.remove("meta", key("a"));
+        throw new Error("a bug after writing");
+      }),
+      store.write((writer) => writer.put("meta", key("d"), key("4"))),
+    ]);
+    expect(failed.status === "rejected" && String(failed.reason)).toContain("a bug after writing");
+    expect(other.status).toBe("fulfilled");
+    expect([key("a"), key("b"), key("d")].map((each) => text(store.get("meta", each)))).toEqual(["1", undefined, "4"]);
+    const seen = await store.write((writer) => {
+      const before = writer.count("meta", { start: key("a"), end: key("z") });
+      writer.put("meta", key("b"), key("2"));
+      writer.remove("meta", key("c"));
+      return {
+        before,
+        own: text(writer.get("meta", key("b"))),
+        removed: text(writer.get("meta", key("c"))),
+        // Its own write of b is not counted; the end is exclusive; so is the start when asked.
+        between: writer.count("meta", { start: key("a"), end: key("d"), exclusiveStart: true }),
+      };
+    });
+    expect(seen).toEqual({ before: 3, own: "2", removed: undefined, between: 1 });
+    expect([...store.range("meta", { start: key("a"), end: key("z") })].map((entry) => text(entry.key))).toEqual(["a", "b", "d"]);
+    await store.close();
+  });
+});
+
 describe("the stored record encoding", () => {
   const full: ObjectRecord = {
     ...record(new Prng(seed + 3), "k/é ✓\u{10ffff}", "0".repeat(31) + "1", true),
