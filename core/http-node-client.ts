@@ -82,6 +82,16 @@ const ERROR_BODY_BYTES_MAX = 64 * 1024;
 /** Characters of a non-JSON error body quoted in the error message. */
 const ERROR_TEXT_CHARS_SHOWN = 200;
 
+/**
+ * How long a refused connection (ECONNREFUSED: nothing listens on the node's port) marks the
+ * node as refusing (StorageNode.refusing), unless an exchange with it succeeds first. Reads
+ * ask such a node last, so a node that stops costs GETs no failed attempt while the failure
+ * detector takes its time (it calls a node suspect after 5 s of missed probes, to ride out a
+ * slow answer); short, so a restarted node is read from again within two probe intervals
+ * even with no healer probing it.
+ */
+export const REFUSED_HINT_MS = 4_000;
+
 /** undici error codes that mean "the node is not reachable or stopped answering". */
 const UNAVAILABLE_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
@@ -209,6 +219,8 @@ export class HttpNodeClient implements StorageNode {
   readonly url: string;
   readonly #pool: Pool;
   readonly #secret: ClusterSecret;
+  /** When a connection to the node was last refused, until an exchange succeeds (refusing()). */
+  #refusedAt: number | undefined;
   /** Record reads and writes to this node, sent in batches under load (core/record-batch.ts). */
   readonly #batcher = new RecordBatcher((body, count) => this.#sendBatch(body, count));
 
@@ -225,6 +237,10 @@ export class HttpNodeClient implements StorageNode {
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       strictContentLength: true,
     });
+  }
+
+  refusing(): boolean {
+    return this.#refusedAt !== undefined && Date.now() - this.#refusedAt < REFUSED_HINT_MS;
   }
 
   /** Closes the pool's connections once in-flight requests finish. */
@@ -388,8 +404,11 @@ export class HttpNodeClient implements StorageNode {
       response = await this.#pool.request({ method, path, headers, body: payload, signal: signal ?? null });
     } catch (error) {
       if (signal?.aborted === true) throw error; // the caller gave up; not the node's fault
+      if (errorCodeOf(error) === "ECONNREFUSED") this.#refusedAt = Date.now();
       throw this.#translateTransportError(error, body.kind === "stream" ? body.source : undefined);
     }
+    // Any answer, even a refusal of the request, means the node listens again.
+    this.#refusedAt = undefined;
     if (response.statusCode >= 200 && response.statusCode < 300) return response;
     throw await this.#errorFromResponse(response, `${method} ${path}`);
   }

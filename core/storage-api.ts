@@ -203,6 +203,11 @@ export interface NodeHealth {
 
 export interface StorageNode {
   readonly nodeId: string;
+  /**
+   * A transport's hint (HttpNodeClient): true while the node recently refused a connection,
+   * so nothing listens on its port (stopped or restarting). Reads ask such a node last.
+   */
+  refusing?(): boolean;
 
   /**
    * Stores one shard from a stream of shard-file bytes (header then frames, exactly

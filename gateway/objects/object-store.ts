@@ -57,7 +57,7 @@ export class ObjectStore {
   readonly #background = new Set<Promise<void>>();
   /** Bucket name → when it was last seen to exist (BUCKET_SEEN_TTL_MS). */
   readonly #bucketsSeen = new Map<string, number>();
-  #avoid: AvoidDisk | undefined;
+  #avoid: AvoidDisk;
   /** Multipart uploads of this store's objects (gateway/objects/multipart.ts). */
   readonly uploads: MultipartUploads;
 
@@ -66,7 +66,7 @@ export class ObjectStore {
     this.#repairs = options.repairs;
     this.#clock = options.clock ?? new HybridClock();
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
-    if (options.health !== undefined) this.useHealth(options.health);
+    this.#avoid = this.#avoidWith(options.health);
     this.uploads = new MultipartUploads({
       cluster: this.#cluster,
       clock: this.#clock,
@@ -83,7 +83,16 @@ export class ObjectStore {
 
   /** Reads consult `health` from now on (the healer starts after the store is made). */
   useHealth(health: NodeHealthView): void {
-    this.#avoid = (location) => health.unusable(location.nodeId, location.diskId);
+    this.#avoid = this.#avoidWith(health);
+  }
+
+  /**
+   * Disks reads ask last: those the failure detector holds unusable, and those of a node that
+   * just refused a connection (StorageNode.refusing), which the detector calls suspect only
+   * after several seconds of missed probes.
+   */
+  #avoidWith(health: NodeHealthView | undefined): AvoidDisk {
+    return (location) => health?.unusable(location.nodeId, location.diskId) === true || this.#cluster.node(location.nodeId)?.refusing?.() === true;
   }
 
   // --- Buckets: a record on every node; created at a majority, seen if any node has it.
@@ -200,7 +209,7 @@ export class ObjectStore {
     const options: ReadObjectOptions = {
       // A shard whose node did not answer needs no verification; one that failed its checksum or broke off does.
       onShardFailure: (shardIndex, error) => this.#repairs.enqueue(bucket, key, isTesseraError(error, "ERR_NODE_UNAVAILABLE") ? `shard ${shardIndex} unreachable` : `shard ${shardIndex} failed a read`),
-      ...(this.#avoid === undefined ? {} : { avoid: this.#avoid }),
+      avoid: this.#avoid,
       ...(purpose.forCopy === true ? { forCopy: true } : {}),
     };
     if (resolved.partial === true && isInline(resolved)) return this.#readInline(resolved, start, end, options);

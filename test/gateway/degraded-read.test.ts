@@ -1,6 +1,7 @@
 /**
  * Degraded GETs (issue 7: within 15% of healthy): a node the failure detector holds suspect
- * or down is not asked for records or shards while the others suffice, is still asked when
+ * or down, or whose client just saw it refuse a connection, is not asked for records or
+ * shards while the others suffice, is still asked when
  * they do not (a wrong suspicion never fails a GET or serves stale data), and a dead shard
  * is tried once per GET, not once per stripe. Counted with FaultyNode's call log over memory
  * nodes, every GET checked byte for byte.
@@ -166,6 +167,22 @@ describe("degraded GETs", () => {
     expect(error).toBeInstanceOf(TesseraError);
     expect((error as TesseraError).code).toBe("ERR_NOT_FOUND");
     expect(Date.now() - started).toBeGreaterThanOrEqual(waitMs - 50);
+  });
+
+  it("a node that just refused a connection is asked last, before the detector suspects it: no failed attempt", async () => {
+    f.suspects.nodes.clear();
+    const shards = byShard("big");
+    const stopped = shards[0] as FaultyNode & { refusing?: () => boolean };
+    stopped.fail({ error: down() });
+    // What HttpNodeClient reports after ECONNREFUSED (core/http-node-client.ts, REFUSED_HINT_MS).
+    let refusing = true;
+    stopped.refusing = () => refusing;
+    expect((await get()).equals(bytes)).toBe(true);
+    expect(stopped.calls).toEqual([]);
+    // Once the hint lapses the node is tried again: its record read fails, so the GET skips its shard.
+    refusing = false;
+    expect((await get()).equals(bytes)).toBe(true);
+    expect({ records: calls(stopped, "getRecords"), shards: calls(stopped, "readShard") }).toEqual({ records: 1, shards: 0 });
   });
 
   it("without the detector's view, a dead data shard is tried once per GET, not once per stripe", async () => {
