@@ -1,0 +1,98 @@
+/**
+ * What record batches cost one storage node: a real node process, writers in this process
+ * putting the records a 4 KiB PUT writes (six placements, an inline shard), batched by the
+ * client as the gateway's are (core/record-batch.ts). Prints records per second, records per
+ * batch and the node's CPU (/proc) per batch and per record over the measured window:
+ *
+ *   npx tsx bench/node-batch.ts [--writers 16] [--seconds 8]
+ *
+ * More writers make bigger batches (one batch in flight per node), so runs at 1, 6 and 16
+ * writers separate the cost of a batch from the cost of a record. `--profile DIR` writes the
+ * node's CPU profile there (bench/profile-hook.js).
+ */
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ChecksumAlgorithm } from "../core/checksum.js";
+import type { ObjectRecord } from "../core/storage-api.js";
+import { Prng } from "../test/prng.js";
+import { cleanupNodes, startNode } from "../test/storage-node/harness.js";
+import { KiB, MiB, SEED_DEFAULT } from "./limits.js";
+import { cpuSeconds } from "./proc.js";
+
+/** Writing before the window: the JIT settles and LMDB's map grows past its first pages. */
+const WARMUP_MS = 3_000;
+/** Grace for the profiled node to write its profile after SIGUSR2 (a few MB of JSON). */
+const PROFILE_WRITE_MS = 1_500;
+/** The inline shard of a 4 KiB object at 4+2: its 1 KiB chunk, frame checksum and header. */
+const INLINE_SHARD_BYTES = KiB + 64;
+const PLACED_SHARDS = 6;
+
+const { values } = parseArgs({
+  options: {
+    writers: { type: "string", default: "16" },
+    seconds: { type: "string", default: "8" },
+    profile: { type: "string" },
+  },
+});
+const writers = Number(values.writers);
+const seconds = Number(values.seconds);
+if (!Number.isInteger(writers) || writers < 1 || writers > 256) throw new Error(`--writers is a whole number in 1..256, got ${values.writers}`);
+if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds is in (0, 600], got ${values.seconds}`);
+
+const hook = fileURLToPath(new URL("./profile-hook.js", import.meta.url));
+const env = values.profile === undefined ? {} : { NODE_OPTIONS: `--import ${hook}`, BENCH_CPU_PROFILE_DIR: values.profile };
+const node = await startNode(new Prng(SEED_DEFAULT), { env });
+try {
+  const client = node.client();
+  const diskId = node.dirs.diskIds[0] as string;
+  let sequence = 0;
+  const record = (): ObjectRecord => ({
+    bucket: "bench-bucket",
+    key: `node-batch/object-${(sequence++).toString().padStart(8, "0")}`,
+    versionId: randomBytes(16).toString("hex"),
+    revision: 1,
+    objectId: randomBytes(16).toString("hex"),
+    deleteMarker: false,
+    size: 4 * KiB,
+    etag: randomBytes(16).toString("hex"),
+    lastModified: Date.now(),
+    contentType: "application/octet-stream",
+    userMetadata: {},
+    systemMetadata: {},
+    ec: { k: 4, m: 2, blockBytes: MiB, checksumAlgorithm: ChecksumAlgorithm.Crc32c },
+    placement: Array.from({ length: PLACED_SHARDS }, (_, shardIndex) => ({ shardIndex, nodeId: `n${shardIndex + 1}`, diskId })),
+    parts: [],
+    inline: randomBytes(INLINE_SHARD_BYTES),
+  });
+  const batches = async (): Promise<number> => Number(/tessera_node_requests_total\{[^}]*route="\/v1\/records\/batch"[^}]*\} (\d+)/.exec(await client.metrics())?.[1] ?? 0);
+  let stopping = false;
+  let written = 0;
+  const writer = async (): Promise<void> => {
+    while (!stopping) {
+      await client.putRecord(diskId, record());
+      written += 1;
+    }
+  };
+  const running = Array.from({ length: writers }, writer);
+  await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
+  const before = { cpu: cpuSeconds(node.pid), batches: await batches(), written, at: performance.now() };
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const after = { cpu: cpuSeconds(node.pid), batches: await batches(), written, at: performance.now() };
+  stopping = true;
+  await Promise.all(running);
+  const records = after.written - before.written;
+  const sent = after.batches - before.batches;
+  const cpuMicros = (after.cpu - before.cpu) * 1e6;
+  console.log(
+    `${writers} writers: ${(records / ((after.at - before.at) / 1000)).toFixed(0)} records/s, ${(records / sent).toFixed(1)} per batch; ` +
+      `node CPU ${(cpuMicros / sent).toFixed(0)} µs per batch, ${(cpuMicros / records).toFixed(0)} µs per record`,
+  );
+  if (values.profile !== undefined) {
+    node.kill("SIGUSR2");
+    await new Promise((resolve) => setTimeout(resolve, PROFILE_WRITE_MS));
+  }
+} finally {
+  await node.stop();
+  await cleanupNodes();
+}
