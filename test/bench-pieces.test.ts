@@ -72,21 +72,24 @@ describe("bench pieces", () => {
     expect(perSecond("GET")).toBeCloseTo(inputs.cores / ((1 + inputs.k) * trip), 6);
   });
 
+  /** A results document of `cells` on a made-up machine, as bench/run.ts writes one. */
+  const document = (cells: BenchResults["cells"], peakRssBytes: BenchResults["peakRssBytes"]): BenchResults => ({
+    startedAt: "2026-01-01T00:00:00.000Z",
+    durationSeconds: 1,
+    machine: { cpu: "test", cores: 2, memoryGiB: 1, kernel: "Linux", node: "20", filesystem: "ext4", loadAverage: { start: 0, end: 0 } },
+    options: { quick: true, seed: 1, runs: 3, runMs: 100 },
+    ceilings,
+    model: [],
+    cells,
+    peakRssBytes,
+    rebuild: { status: "pending", note: "test" },
+    skipped: [],
+  });
+
   it("a results document renders to markdown and SVG", () => {
     const run = { bytes: 64 * MiB * 4, operations: 4, seconds: 2, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1, n1: 0.5, client: 0.1 } };
     const cell = summarize("tessera", { operation: "PUT", size: 64 * MiB, concurrency: 4, condition: "healthy" }, [run, run, run]);
-    const results: BenchResults = {
-      startedAt: "2026-01-01T00:00:00.000Z",
-      durationSeconds: 1,
-      machine: { cpu: "test", cores: 2, memoryGiB: 1, kernel: "Linux", node: "20", filesystem: "ext4", loadAverage: { start: 0, end: 0 } },
-      options: { quick: true, seed: 1, runs: 3, runMs: 100 },
-      ceilings,
-      model: [],
-      cells: [cell],
-      peakRssBytes: { tessera: { gateway: 100 * MiB } },
-      rebuild: { status: "pending", note: "test" },
-      skipped: [],
-    };
+    const results = document([cell], { tessera: { gateway: 100 * MiB } });
     const markdown = renderMarkdown(results, inputs, [64 * MiB], [4]);
     expect(markdown).toContain("| PUT | 64 MiB | 4 |");
     expect(markdown).toContain("| tessera | gateway | 100 MiB |");
@@ -100,18 +103,7 @@ describe("bench pieces", () => {
     };
     // 200, 100 and 80 MB/s: the degraded cell is -20% against the cell just before, -60% against the matrix's.
     const cells = [get("healthy", 0.5), get(DEGRADED_BASELINE_CONDITION, 1), get("degraded: 1 node stopped (n1)", 1.25)];
-    const results: BenchResults = {
-      startedAt: "2026-01-01T00:00:00.000Z",
-      durationSeconds: 1,
-      machine: { cpu: "test", cores: 2, memoryGiB: 1, kernel: "Linux", node: "20", filesystem: "ext4", loadAverage: { start: 0, end: 0 } },
-      options: { quick: true, seed: 1, runs: 3, runMs: 100 },
-      ceilings,
-      model: [],
-      cells,
-      peakRssBytes: {},
-      rebuild: { status: "pending", note: "test" },
-      skipped: [],
-    };
+    const results = document(cells, {});
     const row = renderMarkdown(results, inputs, [64 * MiB], [4]).split("\n").find((line) => line.startsWith("| degraded: 1 node stopped (n1) |"));
     expect(row).toBe("| degraded: 1 node stopped (n1) | 64 MiB | 4 | 80 (80–80) MB/s | 100 (100–100) MB/s | -20% | 200 (200–200) MB/s | -60% |");
   });
