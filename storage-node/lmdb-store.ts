@@ -5,7 +5,7 @@
  */
 import { open, type Database, type RootDatabase } from "lmdb";
 import { assert } from "../core/assert.js";
-import { STORE_TABLES, type OrderedStore, type RangeQuery, type StoreEntry, type StoreTable, type StoreWriter } from "./ordered-store.js";
+import { STORE_TABLES, stagedWriter, type OrderedStore, type RangeQuery, type StoreEntry, type StoreTable, type StoreWriter } from "./ordered-store.js";
 
 /**
  * LMDB page size. 8 KiB raises LMDB's key ceiling from 1978 to 4026 bytes, which the
@@ -60,29 +60,22 @@ export class LmdbOrderedStore implements OrderedStore {
 
   async write<T>(action: (writer: StoreWriter) => T): Promise<T> {
     const result = await this.#env.transaction(() => {
-      // The action's writes are staged and applied only once it returns: all or nothing, as a
-      // child transaction gives, without a nested begin and commit per action (the record
-      // writes of a batch share one commit; the nesting was about 7% of a node's CPU on small PUTs).
-      const staged: StagedWrite[] = [];
-      const writer: StoreWriter = {
-        get: (table, key) => {
-          const own = lastStaged(staged, table, key);
-          return own === undefined ? this.get(table, key) : own.value;
-        },
+      // Staged and applied once the action returns: all or nothing, as a child transaction
+      // gives, without a nested begin and commit per action (the record writes of a batch
+      // share one commit; the nesting was about 7% of a node's CPU on small PUTs). An LMDB
+      // error while applying fails the whole transaction: LMDB refuses to commit it.
+      const { writer, apply } = stagedWriter({
+        get: (table, key) => this.get(table, key),
         count: (table, query) => this.#table(table).getKeysCount({ start: query.start, end: query.end, exclusiveStart: query.exclusiveStart === true }),
-        put: (table, key, value) => {
+      });
+      const value = action({
+        ...writer,
+        put: (table, key, bytes) => {
           assert(key.length <= LMDB_KEY_BYTES_MAX, "keys are validated to fit LMDB");
-          staged.push({ table, key, value });
+          writer.put(table, key, bytes);
         },
-        remove: (table, key) => void staged.push({ table, key, value: undefined }),
-      };
-      const value = action(writer);
-      // Inside lmdb-js's write transaction these apply at once; an LMDB error here fails the
-      // whole transaction (LMDB refuses to commit one that had an error), so none of it lands.
-      for (const write of staged) {
-        if (write.value === undefined) this.#table(write.table).removeSync(write.key);
-        else this.#table(write.table).putSync(write.key, write.value);
-      }
+      });
+      apply({ put: (table, key, bytes) => this.#table(table).putSync(key, bytes), remove: (table, key) => void this.#table(table).removeSync(key) });
       return value;
     });
     // Commits resolve when visible; durability (fsync) is the separate `flushed` promise.
@@ -93,20 +86,4 @@ export class LmdbOrderedStore implements OrderedStore {
   async close(): Promise<void> {
     await this.#env.close();
   }
-}
-
-interface StagedWrite {
-  readonly table: StoreTable;
-  readonly key: Buffer;
-  /** undefined: a removal. */
-  readonly value: Buffer | undefined;
-}
-
-/** The action's own latest write of (table, key), if any (an action writes a handful of keys). */
-function lastStaged(staged: readonly StagedWrite[], table: StoreTable, key: Buffer): StagedWrite | undefined {
-  for (let index = staged.length - 1; index >= 0; index--) {
-    const write = staged[index] as StagedWrite;
-    if (write.table === table && write.key.equals(key)) return write;
-  }
-  return undefined;
 }

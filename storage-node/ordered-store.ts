@@ -122,24 +122,43 @@ export class MemoryOrderedStore implements OrderedStore {
   }
 
   async write<T>(action: (writer: StoreWriter) => T): Promise<T> {
-    // Writes are staged and applied only if the action returns: all or nothing.
-    const staged = new Map<string, { table: StoreTable; key: Buffer; value: Buffer | undefined }>();
-    const writer: StoreWriter = {
-      get: (table, key) => {
-        const pending = staged.get(`${table}:${key.toString("hex")}`);
-        return pending === undefined ? this.get(table, key) : pending.value;
-      },
-      count: (table, query) => this.#table(table).count(query),
-      put: (table, key, value) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value }),
-      remove: (table, key) => void staged.set(`${table}:${key.toString("hex")}`, { table, key, value: undefined }),
-    };
+    const { writer, apply } = stagedWriter({ get: (table, key) => this.get(table, key), count: (table, query) => this.#table(table).count(query) });
     const result = action(writer);
-    for (const { table, key, value } of staged.values()) {
-      if (value === undefined) this.#table(table).remove(key);
-      else this.#table(table).put(key, value);
-    }
+    apply({ put: (table, key, value) => this.#table(table).put(key, value), remove: (table, key) => this.#table(table).remove(key) });
     return result;
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * A writer whose puts and removes are held back until `apply`: an action that throws leaves
+ * nothing (all or nothing, as OrderedStore.write promises); its reads see its own writes
+ * first. Both stores write through one, LMDB inside its batch transaction.
+ */
+export function stagedWriter(read: Pick<StoreWriter, "get" | "count">): {
+  writer: StoreWriter;
+  apply: (target: Pick<StoreWriter, "put" | "remove">) => void;
+} {
+  // In order; an action writes a handful of keys, so its own latest write is found by a scan.
+  const staged: { readonly table: StoreTable; readonly key: Buffer; readonly value: Buffer | undefined }[] = [];
+  const writer: StoreWriter = {
+    get: (table, key) => {
+      for (let index = staged.length - 1; index >= 0; index--) {
+        const own = staged[index];
+        if (own !== undefined && own.table === table && own.key.equals(key)) return own.value;
+      }
+      return read.get(table, key);
+    },
+    count: (table, query) => read.count(table, query),
+    put: (table, key, value) => void staged.push({ table, key, value }),
+    remove: (table, key) => void staged.push({ table, key, value: undefined }),
+  };
+  const apply = (target: Pick<StoreWriter, "put" | "remove">): void => {
+    for (const { table, key, value } of staged) {
+      if (value === undefined) target.remove(table, key);
+      else target.put(table, key, value);
+    }
+  };
+  return { writer, apply };
 }

@@ -30,17 +30,17 @@ export interface ReadRepairListOptions {
 }
 
 /** Up to REPAIR_LIST_ENTRIES_PER_POLL entries from every listable disk, merged by object. */
-export async function readRepairList(cluster: Cluster, disks: readonly DiskRef[], read: ReadRepairListOptions = {}): Promise<RepairListEntry[]> {
+export async function readRepairList(cluster: Cluster, disks: readonly DiskRef[], options: ReadRepairListOptions = {}): Promise<RepairListEntry[]> {
   const entries = new Map<string, { bucket: string; key: string; reason: string; verify: boolean; seen: Map<string, { disk: DiskRef; versionId: string }> }>();
   for (const disk of disks) {
     const node = cluster.node(disk.nodeId);
     let startAfter: string | undefined;
     do {
-      const options = { bucket: REPAIR_BUCKET, limit: REPAIR_LIST_PAGE, ...(startAfter === undefined ? {} : { startAfter }) };
-      const page = await withTimeout(node?.listRecords(disk.diskId, options) ?? Promise.reject(new Error("no node")), RECORD_READ_TIMEOUT_MS, "repair list").catch(() => undefined);
+      const listing = { bucket: REPAIR_BUCKET, limit: REPAIR_LIST_PAGE, ...(startAfter === undefined ? {} : { startAfter }) };
+      const page = await withTimeout(node?.listRecords(disk.diskId, listing) ?? Promise.reject(new Error("no node")), RECORD_READ_TIMEOUT_MS, "repair list").catch(() => undefined);
       for (const record of page?.records ?? []) {
         const slash = record.key.indexOf("/");
-        if (slash <= 0 || read.skip?.(record.key) === true) continue;
+        if (slash <= 0 || options.skip?.(record.key) === true) continue;
         const reason = record.userMetadata.reason ?? "";
         const entry = entries.get(record.key) ?? { bucket: record.key.slice(0, slash), key: record.key.slice(slash + 1), reason, verify: false, seen: new Map() };
         entry.verify ||= needsVerify(reason);

@@ -73,9 +73,11 @@ export class WorkQueue {
     const id = `${item.bucket}/${item.key}`;
     const existing = this.#queued.get(id);
     if (existing !== undefined) {
+      const riskier = item.spare < existing.spare;
       const settle = chain(existing.settle, item.settle);
-      if (item.spare < existing.spare) this.#replace(existing, { ...item, verify: item.verify || existing.verify, ...(settle === undefined ? {} : { settle }) });
-      else this.#merge(existing, { ...existing, verify: item.verify || existing.verify, ...(settle === undefined ? {} : { settle }) });
+      const merged = { ...(riskier ? item : existing), verify: item.verify || existing.verify, ...(settle === undefined ? {} : { settle }) };
+      if (riskier) this.#replace(existing, merged);
+      else this.#merge(existing, merged);
       return;
     }
     while (this.#queued.size >= this.#capacity) {
