@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
 import { formatSpread } from "./stats.js";
-import { startTessera } from "./targets.js";
+import { envFromPairs, startTessera } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type CellResult } from "./workload.js";
 
 const { values } = parseArgs({
@@ -31,8 +31,7 @@ const concurrency = Number(values.concurrency);
 const signal = values.signal.toUpperCase();
 if (signal !== "TERM" && signal !== "STOP") throw new Error(`--signal is TERM or STOP, got ${values.signal}`);
 
-const env = Object.fromEntries(values.env.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
-const tessera = await startTessera(env);
+const tessera = await startTessera(envFromPairs(values.env));
 const stopped: string[] = [];
 try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };

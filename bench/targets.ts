@@ -33,6 +33,20 @@ async function withBucket(name: string, endpoint: S3Endpoint, processes: () => r
   return { name, client, bucket: BENCH_BUCKET, processes };
 }
 
+/**
+ * `--env KEY=VALUE` flags as an environment for the processes a bench starts (e.g.
+ * TESSERA_HEAP_GROWING_PERCENT=0 to compare with V8's own rule, TESSERA_HEAL=off).
+ */
+export function envFromPairs(pairs: readonly string[]): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf("=");
+      if (at <= 0) throw new Error(`--env takes KEY=VALUE, got ${JSON.stringify(pair)}`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
+
 /** A 4+2 cluster of 6 node processes and a gateway; `env` reaches every process (profiling). */
 export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<TesseraTarget> {
   const cluster = await startCluster({ nodes: 6, k: 4, m: 2, env });

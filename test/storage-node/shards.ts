@@ -45,9 +45,14 @@ export async function makeShard(prng: Prng, shape: ShardShape): Promise<TestShar
   };
   const { chunkBytes, stripeCount } = shardLayout(header);
   const chunks = Array.from({ length: stripeCount }, () => prng.bytes(chunkBytes));
+  return { id, header, file: await shardFile(header, chunks) };
+}
+
+/** The shard file of `header` holding `chunks` (one per stripe), as one Buffer. */
+export async function shardFile(header: ShardHeader, chunks: readonly Buffer[]): Promise<Buffer> {
   const pieces: Buffer[] = [];
   for await (const piece of writeShard(header, chunks)) pieces.push(piece);
-  return { id, header, file: Buffer.concat(pieces) };
+  return Buffer.concat(pieces);
 }
 
 /** Yields `bytes` in pieces of at most `pieceBytes`, as a network body would arrive. */
