@@ -5,9 +5,46 @@
  * process. Roles log `{"msg":"listening","url":...,"port":...}` once serving; supervisors
  * (bin/local-cluster.ts) and tests wait for that line.
  */
+import { setFlagsFromString } from "node:v8";
 import pino, { type Logger } from "pino";
 import PinoPretty from "pino-pretty";
-import type { LogLevel } from "./settings.js";
+import { UsageError, type LogLevel } from "./settings.js";
+
+/**
+ * How far V8 lets a role's old generation grow past what the last full collection kept, in
+ * percent (V8's --heap-growing-percent: the limit is live × (1 + percent / 100)); each role
+ * sets its own default (storage-node/main.ts, gateway/main.ts). 0 leaves V8's own rule.
+ *
+ * Why it matters here: every socket read and every HTTP body piece is a fresh ArrayBuffer, so
+ * a role moving bytes allocates (and soon drops) hundreds of MB of them a second. Under V8's
+ * own rule a storage node receiving 256 KiB shards (bench/node-batch.ts --shards) had its limit
+ * set at 1.4-2.3 × a live heap of 18 MB, with 30-35 MB of ArrayBuffers outstanding at each
+ * collection, and ran a full mark-compact every 24 MB received (46 per GB); at 300 percent it
+ * ran 4-5 in the same run instead of 42-48, its scavenges freeing the buffers. Measured
+ * effects: README, "Fixes and their effect".
+ */
+export const HEAP_GROWING_PERCENT_ENV = "TESSERA_HEAP_GROWING_PERCENT";
+/** Ten times live: past this a role's memory would follow its traffic, not its live data. */
+export const HEAP_GROWING_PERCENT_MAX = 900;
+
+/** The role's heap growing percent: TESSERA_HEAP_GROWING_PERCENT when set, else `roleDefault`. */
+export function heapGrowingPercent(env: NodeJS.ProcessEnv, roleDefault: number): number {
+  const text = env[HEAP_GROWING_PERCENT_ENV];
+  if (text === undefined || text === "") return roleDefault;
+  const value = Number(text);
+  if (!/^[0-9]{1,4}$/.test(text) || value > HEAP_GROWING_PERCENT_MAX) {
+    throw new UsageError(`${HEAP_GROWING_PERCENT_ENV}: '${text}' is not a whole number of percent in 0..${HEAP_GROWING_PERCENT_MAX} (0: V8's own rule)`);
+  }
+  return value;
+}
+
+/**
+ * Applies it to this process's V8 (before the role allocates much; V8 reads it whenever it
+ * sets the next limit, so it holds from the next collection on).
+ */
+export function applyHeapGrowingPercent(percent: number): void {
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
+}
 
 export function createRoleLogger(level: LogLevel, base: Record<string, string>): Logger {
   const options = { level, base, timestamp: pino.stdTimeFunctions.isoTime };

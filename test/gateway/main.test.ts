@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SupervisedChild } from "../../bin/supervised-child.js";
+import { GATEWAY_HEAP_GROWING_PERCENT } from "../../gateway/main.js";
 import { PROCESS_START_TIMEOUT_MS, PROCESS_STOP_DEADLINE_MS, runTessera } from "../cluster-harness.js";
 
 /** Six nodes nobody listens on: the gateway contacts nodes per request, never at start-up. */
@@ -105,6 +106,7 @@ describe("tessera gateway: validation", () => {
     ["config file that is not YAML", () => [...base(), "--config", file("config-broken.yaml")], /--config .*config-broken\.yaml: not valid YAML/],
     ["config file that is not a mapping", () => [...base(), "--config", file("config-list.json")], /--config .*config-list\.json: must be a mapping of fields/],
     ["config file from the environment", () => base(), /TESSERA_CONFIG .*config-field\.yaml: unknown field 'mapp'/, () => ({ TESSERA_CONFIG: file("config-field.yaml") })],
+    ["bad heap growing percent", () => base(), /TESSERA_HEAP_GROWING_PERCENT: '1.5' is not a whole number of percent in 0\.\.900/, () => ({ TESSERA_HEAP_GROWING_PERCENT: "1.5" })],
   ];
 
   it("exits 2 with a message naming each bad flag, variable or file field", async () => {
@@ -162,6 +164,8 @@ describe("tessera gateway: serving", () => {
       const { url, port } = await child.listening(PROCESS_START_TIMEOUT_MS);
       expect(url).toBe(`http://127.0.0.1:${port}`);
       expect(output()).toMatch(/"region":"eu-test-1"/);
+      // The role's V8 heap tuning, applied and reported (core/role-process.ts).
+      expect(output()).toContain(`"heapGrowingPercent":${GATEWAY_HEAP_GROWING_PERCENT}`);
       const unsigned = await fetch(`${url}/`);
       expect(unsigned.status).toBe(403);
       expect(await unsigned.text()).toMatch(/<Code>AccessDenied<\/Code>/);

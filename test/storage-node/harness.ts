@@ -109,6 +109,8 @@ export interface StartOptions {
   readonly extraArgs?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   readonly logLevel?: string;
+  /** Flags for node itself, before the script (V8's tracing flags, which NODE_OPTIONS refuses). */
+  readonly nodeFlags?: readonly string[];
 }
 
 function nodeArgs(nodeId: string, dirs: NodeDirs, options: StartOptions): string[] {
@@ -121,7 +123,7 @@ function nodeArgs(nodeId: string, dirs: NodeDirs, options: StartOptions): string
 export async function startNode(prng: Prng, options: StartOptions = {}): Promise<NodeProcess> {
   const nodeId = options.nodeId ?? "n1";
   const dirs = options.dirs ?? (await makeNodeDirs(prng));
-  const child = spawnTessera(nodeArgs(nodeId, dirs, options), options.env);
+  const child = spawnTessera(nodeArgs(nodeId, dirs, options), options.env, options.nodeFlags);
   const tail = captureOutput(child);
   const exited = exitOf(child);
   const { url, port } = await waitForListening(child, tail, exited);
@@ -148,10 +150,10 @@ function assertPid(child: ChildProcess): asserts child is ChildProcess & { pid: 
 }
 
 /** Spawns `node bin/tessera.js ...args`, tracked for cleanup. */
-export function spawnTessera(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+export function spawnTessera(args: readonly string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): ChildProcess {
   // The developer's own TESSERA_* settings must not leak into a test's node.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_")));
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, ...env } });
+  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, ...env } });
   running.add(child);
   child.once("exit", () => running.delete(child));
   return child;

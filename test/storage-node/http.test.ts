@@ -477,6 +477,9 @@ describe("CLI: each bad flag exits 2 with its message and no stack trace", () =>
     ["bad log level", () => [...base(), "--log-level", "loud"], /--log-level: 'loud' is not one of/],
     ["unknown config field", () => [...base(), "--config", badConfig], /unknown field 'diskz'/],
     ["bad listen from the environment", () => without("--listen"), /TESSERA_LISTEN: 'nowhere' is not HOST:PORT/, { TESSERA_LISTEN: "nowhere" }],
+    ["heap growing percent not a number", () => base(), /TESSERA_HEAP_GROWING_PERCENT: 'lots' is not a whole number of percent in 0\.\.900/, { TESSERA_HEAP_GROWING_PERCENT: "lots" }],
+    ["heap growing percent over the bound", () => base(), /TESSERA_HEAP_GROWING_PERCENT: '901' is not a whole number/, { TESSERA_HEAP_GROWING_PERCENT: "901" }],
+    ["heap growing percent negative", () => base(), /TESSERA_HEAP_GROWING_PERCENT: '-5' is not a whole number/, { TESSERA_HEAP_GROWING_PERCENT: "-5" }],
   ];
 
   it("rejects every bad flag", async () => {
