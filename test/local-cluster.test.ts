@@ -22,6 +22,10 @@ import { runTessera } from "./cluster-harness.js";
 const NODES = 6;
 /** Attempts at finding seven free ports in that pattern before giving up. */
 const PORT_BLOCK_ATTEMPTS = 50;
+/** Lowest gateway port tried: clear of the well-known and registered ports most services take (and of `npm start`'s 9000-9106). */
+const PORT_BLOCK_LOW = 20_000;
+/** Linux's default start of the ephemeral range (net.ipv4.ip_local_port_range). */
+const EPHEMERAL_PORT_LOW_DEFAULT = 32_768;
 /** SIGINT to exit of the whole tree: the supervisor's own stop deadlines (10 s per stage) bound it. */
 const LOCAL_STOP_TIMEOUT_MS = 25_000;
 
@@ -50,17 +54,36 @@ async function close(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** A gateway port P such that P and P + 101..106 were all free a moment ago. */
+/**
+ * The lowest port the kernel hands out by itself (to listen(0) and to outgoing connections),
+ * from /proc/sys/net/ipv4/ip_local_port_range; Linux's default where that cannot be read.
+ */
+function ephemeralPortLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : EPHEMERAL_PORT_LOW_DEFAULT;
+  } catch {
+    return EPHEMERAL_PORT_LOW_DEFAULT;
+  }
+}
+
+/**
+ * A gateway port P such that P and P + 101..106 were all free a moment ago, all below the
+ * kernel's ephemeral range. The block serves every start in this file, tens of seconds apart;
+ * inside the ephemeral range a test running alongside could take one of its ports meanwhile
+ * (an outgoing connection's local port, or a listen on port 0), and a node then failed to
+ * start with EADDRINUSE. Below it only an explicit bind can.
+ */
 async function freePortBlock(): Promise<number> {
+  const span = NODE_PORT_OFFSET + NODES;
+  const highest = Math.min(ephemeralPortLow(), 65_536) - span - 1;
+  if (highest <= PORT_BLOCK_LOW) throw new Error(`no room for a block of ports between ${PORT_BLOCK_LOW} and the ephemeral range`);
   for (let attempt = 0; attempt < PORT_BLOCK_ATTEMPTS; attempt++) {
-    const probe = await listen(0);
-    const address = probe?.address();
-    if (probe === undefined || address === null || typeof address !== "object") continue;
-    await close(probe);
-    const ports = [address.port, ...Array.from({ length: NODES }, (_, index) => address.port + NODE_PORT_OFFSET + index + 1)];
-    const held = await Promise.all(ports.map((port) => (port <= 65_535 ? listen(port) : Promise.resolve(undefined))));
+    const base = PORT_BLOCK_LOW + Math.floor(Math.random() * (highest - PORT_BLOCK_LOW));
+    const ports = [base, ...Array.from({ length: NODES }, (_, index) => base + NODE_PORT_OFFSET + index + 1)];
+    const held = await Promise.all(ports.map((port) => listen(port)));
     await Promise.all(held.map((server) => (server === undefined ? undefined : close(server))));
-    if (held.every((server) => server !== undefined)) return address.port;
+    if (held.every((server) => server !== undefined)) return base;
   }
   throw new Error(`no block of ${NODES + 1} free ports found in ${PORT_BLOCK_ATTEMPTS} attempts`);
 }
