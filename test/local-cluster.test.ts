@@ -17,6 +17,7 @@ import { CHILD_START_TIMEOUT_MS, DEV_ACCESS_KEY, DEV_SECRET_KEY } from "../bin/l
 import { localLayout, NODE_PORT_OFFSET, prepareMap } from "../bin/local-data.js";
 import { SupervisedChild, type ExitStatus } from "../bin/supervised-child.js";
 import { runTessera } from "./cluster-harness.js";
+import { Prng, seedFromEnv } from "./prng.js";
 
 /** Ports a local cluster uses: the gateway's and six nodes' at NODE_PORT_OFFSET + 1..6 above it. */
 const NODES = 6;
@@ -74,12 +75,12 @@ function ephemeralPortLow(): number {
  * (an outgoing connection's local port, or a listen on port 0), and a node then failed to
  * start with EADDRINUSE. Below it only an explicit bind can.
  */
-async function freePortBlock(): Promise<number> {
+async function freePortBlock(prng: Prng): Promise<number> {
   const span = NODE_PORT_OFFSET + NODES;
   const highest = Math.min(ephemeralPortLow(), 65_536) - span - 1;
   if (highest <= PORT_BLOCK_LOW) throw new Error(`no room for a block of ports between ${PORT_BLOCK_LOW} and the ephemeral range`);
   for (let attempt = 0; attempt < PORT_BLOCK_ATTEMPTS; attempt++) {
-    const base = PORT_BLOCK_LOW + Math.floor(Math.random() * (highest - PORT_BLOCK_LOW));
+    const base = prng.int(PORT_BLOCK_LOW, highest - 1);
     const ports = [base, ...Array.from({ length: NODES }, (_, index) => base + NODE_PORT_OFFSET + index + 1)];
     const held = await Promise.all(ports.map((port) => listen(port)));
     await Promise.all(held.map((server) => (server === undefined ? undefined : close(server))));
@@ -162,13 +163,16 @@ async function bucketNames(endpoint: string): Promise<string[]> {
 
 const hasAwsCli = spawnSync("sh", ["-c", "command -v aws"]).status === 0;
 
-describe("tessera local", () => {
+/** Seeds the choice of the port block (TEST_SEED replays it). */
+const seed = seedFromEnv(0x10ca1);
+
+describe(`tessera local (seed ${seed})`, () => {
   let port: number;
   let dataDir: string;
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    port = await freePortBlock();
+    port = await freePortBlock(new Prng(seed));
     dataDir = join(scratch, "data");
     env = { TESSERA_DATA_DIR: dataDir, TESSERA_PORT: String(port) };
   });
