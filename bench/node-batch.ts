@@ -23,7 +23,7 @@ import { shardLayout } from "../core/shard-format.js";
 import type { ObjectRecord } from "../core/storage-api.js";
 import { Prng } from "../test/prng.js";
 import { cleanupNodes, startNode } from "../test/storage-node/harness.js";
-import { inPieces, makeShard, shardFile } from "../test/storage-node/shards.js";
+import { inPieces, makeShard, shardOfObject } from "../test/storage-node/shards.js";
 import { KiB, MiB, SEED_DEFAULT } from "./limits.js";
 import { cpuSeconds } from "./proc.js";
 import { envFromPairs } from "./targets.js";
@@ -88,9 +88,8 @@ try {
   const shard = await makeShard(new Prng(SEED_DEFAULT), { objectLength: SHARD_OBJECT_BYTES, blockBytes: MiB, shardIndex: 0 });
   const chunk = randomBytes(shardLayout(shard.header).chunkBytes);
   const putShard = async (): Promise<void> => {
-    const objectId = randomBytes(16);
-    const file = await shardFile({ ...shard.header, objectId }, [chunk]);
-    await client.writeShard(diskId, { ...shard.id, objectId: objectId.toString("hex") }, inPieces(file, SHARD_PIECE_BYTES), file.length);
+    const { id, file } = await shardOfObject(shard, randomBytes(16), [chunk]);
+    await client.writeShard(diskId, id, inPieces(file, SHARD_PIECE_BYTES), file.length);
   };
   const writer = async (): Promise<void> => {
     while (!stopping) {

@@ -11,13 +11,12 @@
  * (4.0)"), that of the Node.js 20 the project runs on. What the factor does to a node's CPU is
  * measured, not tested: bench/node-batch.ts --shards, and README "Fixes and their effect".
  */
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { shardLayout } from "../../core/shard-format.js";
 import { NODE_HEAP_GROWING_PERCENT } from "../../storage-node/main.js";
 import { Prng } from "../prng.js";
 import { startNode, useNodeHarness } from "./harness.js";
-import { inPieces, makeShard, shardFile } from "./shards.js";
+import { inPieces, makeShard, shardOfObject } from "./shards.js";
 
 const MiB = 1024 * 1024;
 /** The shards of 1 MiB objects at 4+2 (256 KiB each), as a node receives them from 1 MiB PUTs. */
@@ -48,9 +47,8 @@ async function tracedGrowingFactor(env: NodeJS.ProcessEnv): Promise<string> {
       const writer = async (): Promise<void> => {
         while (next < ROUND_SHARDS) {
           next += 1;
-          const objectId = randomBytes(16);
-          const file = await shardFile({ ...template.header, objectId }, [chunk]);
-          await client.writeShard(diskId, { ...template.id, objectId: objectId.toString("hex") }, inPieces(file, PIECE_BYTES), file.length);
+          const { id, file } = await shardOfObject(template, prng.bytes(16), [chunk]);
+          await client.writeShard(diskId, id, inPieces(file, PIECE_BYTES), file.length);
         }
       };
       await Promise.all(Array.from({ length: WRITERS }, writer));

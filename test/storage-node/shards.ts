@@ -48,6 +48,16 @@ export async function makeShard(prng: Prng, shape: ShardShape): Promise<TestShar
   return { id, header, file: await shardFile(header, chunks) };
 }
 
+/**
+ * `template`'s shard again with `chunks`, as the shard of another object (`objectId`, 16
+ * bytes): what a node receives from a PUT of a new key. Its header names that object, as a
+ * node checks.
+ */
+export async function shardOfObject(template: TestShard, objectId: Buffer, chunks: readonly Buffer[]): Promise<TestShard> {
+  const header = { ...template.header, objectId };
+  return { id: { ...template.id, objectId: objectId.toString("hex") }, header, file: await shardFile(header, chunks) };
+}
+
 /** The shard file of `header` holding `chunks` (one per stripe), as one Buffer. */
 export async function shardFile(header: ShardHeader, chunks: readonly Buffer[]): Promise<Buffer> {
   const pieces: Buffer[] = [];
