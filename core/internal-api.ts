@@ -324,6 +324,7 @@ function ecFromWire(fields: Fields): ObjectRecord["ec"] {
     m: fields.integer("m", 0, EC_M_MAX),
     blockBytes: fields.integer("blockBytes", 0, BLOCK_BYTES_MAX),
     checksumAlgorithm: checksumAlgorithm satisfies ChecksumAlgorithm,
+    ...(fields.has("writeQuorum") ? { writeQuorum: fields.integer("writeQuorum", 1, EC_K_MAX + EC_M_MAX) } : {}),
   };
 }
 

@@ -83,6 +83,13 @@ export interface ObjectRecord {
     readonly m: number;
     readonly blockBytes: number;
     readonly checksumAlgorithm: ChecksumAlgorithm;
+    /**
+     * How many of the version's k + m disks stored its record before it was acknowledged, at
+     * least; absent means the erasure-coded default, k + 1 (gateway/objects/put-object.ts,
+     * writeQuorum). A reader judges from it whether a version seen on fewer disks may have been
+     * acknowledged. Small objects stored as copies (k = 1) are acknowledged only on all 1 + m.
+     */
+    readonly writeQuorum?: number;
   };
   /** Where each shard index really is; length k + m, inline objects included (empty for delete markers). */
   readonly placement: readonly ShardLocation[];

@@ -147,12 +147,14 @@ function validateParts(parts: unknown): PartRecord[] {
 
 function validateEc(ec: unknown): ObjectRecord["ec"] {
   if (typeof ec !== "object" || ec === null) refuse("ec", "must be an object");
-  const { k, m, blockBytes, checksumAlgorithm } = ec as ObjectRecord["ec"];
+  const { k, m, blockBytes, checksumAlgorithm, writeQuorum } = ec as ObjectRecord["ec"];
   if (!isWholeNumber(k, EC_K_MAX) || k < 1) refuse("ec.k", `must be an integer in 1..${EC_K_MAX}`);
   if (!isWholeNumber(m, EC_M_MAX)) refuse("ec.m", `must be an integer in 0..${EC_M_MAX}`);
   if (!isWholeNumber(blockBytes, BLOCK_BYTES_MAX) || blockBytes <= 0) refuse("ec.blockBytes", `must be an integer in 1..${BLOCK_BYTES_MAX}`);
   if (typeof checksumAlgorithm !== "number" || !isChecksumAlgorithm(checksumAlgorithm)) refuse("ec.checksumAlgorithm", "must be a known checksum algorithm");
-  return { k, m, blockBytes, checksumAlgorithm };
+  if (writeQuorum === undefined) return { k, m, blockBytes, checksumAlgorithm };
+  if (!isWholeNumber(writeQuorum, k + m) || writeQuorum < k) refuse("ec.writeQuorum", `must be an integer in k..k + m = ${k}..${k + m}`);
+  return { k, m, blockBytes, checksumAlgorithm, writeQuorum };
 }
 
 /**

@@ -430,6 +430,10 @@ function recordTests(prng: Prng, node: NodeRef, disk: DiskRef): void {
     const marker = contractRecord(prng, { bucket, key: "gone", deleteMarker: true, size: 0, placement: [], contentType: undefined });
     expect((await node().putRecord(disk(), marker)).result).toBe("stored");
     expect(await node().getRecords(disk(), bucket, "gone")).toEqual([marker]);
+    // A small object's copies: k = 1 and the write quorum it was acknowledged under.
+    const copies = contractRecord(prng, { bucket, key: "copies", ec: { ...record.ec, k: 1, writeQuorum: 1 + record.ec.m }, placement: record.placement.slice(0, 1 + record.ec.m), inline: prng.bytes(100) });
+    expect((await node().putRecord(disk(), copies)).result).toBe("stored");
+    expect(await node().getRecords(disk(), bucket, "copies")).toEqual([copies]);
   });
 
   it("returns every version of a key, newest first", async () => {
@@ -499,6 +503,8 @@ function recordTests(prng: Prng, node: NodeRef, disk: DiskRef): void {
       { ...good, revision: -1 },
       { ...good, size: 1.5 },
       { ...good, ec: { ...good.ec, k: 0 } },
+      { ...good, ec: { ...good.ec, writeQuorum: good.ec.k + good.ec.m + 1 } },
+      { ...good, ec: { ...good.ec, writeQuorum: good.ec.k - 1 } },
       { ...good, placement: [{ shardIndex: 99, nodeId: "n1", diskId: "d1" }] },
       { ...good, placement: [{ shardIndex: 0, nodeId: "../n1", diskId: "d1" }] },
     ];
