@@ -20,7 +20,7 @@
  */
 import { availableParallelism } from "node:os";
 import { EC_K_DEFAULT, EC_M_DEFAULT } from "../core/limits.js";
-import { INLINE_OBJECT_BYTES_MAX } from "../gateway/objects/put-object.js";
+import { INLINE_OBJECT_BYTES_MAX } from "../gateway/objects/small-objects.js";
 import type { Ceilings } from "./ceilings.js";
 import { MB } from "./limits.js";
 import type { Operation } from "./workload.js";

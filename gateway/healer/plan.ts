@@ -15,7 +15,7 @@ import { assert } from "../../core/assert.js";
 import { decodeShardHeader } from "../../core/shard-format.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Placer } from "../../placement/rendezvous.js";
-import { writeQuorum } from "../objects/put-object.js";
+import { recordQuorum } from "../objects/put-object.js";
 import type { DiskRecords, DiskRef } from "./gather.js";
 import { locationKey, placementByIndex, targetPlacement } from "./target-placement.js";
 
@@ -148,7 +148,7 @@ function chooseTarget(versions: readonly VersionView[], input: PlanInput): Choic
     if (placementByIndex(best) === undefined) return { blocked: `version ${version.versionId} has a malformed placement (${best.placement.length} entries)`, partial };
     if (healthyShards(version, input).length >= best.ec.k) return { target: version, partial };
     const unanswered = unansweredIn(version, input.reads);
-    if (version.holders.size + unanswered >= writeQuorum(best.ec.k, best.ec.m)) {
+    if (version.holders.size + unanswered >= recordQuorum(best.ec)) {
       return { blocked: `version ${version.versionId} may have been acknowledged but has ${healthyShards(version, input).length} healthy shards of the k = ${best.ec.k} needed (${unanswered} disks silent)`, partial };
     }
     if (unanswered === 0 && input.now - best.lastModified > input.graceMs) partial.push(version);

@@ -10,7 +10,7 @@
 import { isTesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardId, ShardLocation } from "../../core/storage-api.js";
 import type { Placer } from "../../placement/rendezvous.js";
-import { writeQuorum } from "../objects/put-object.js";
+import { recordQuorum } from "../objects/put-object.js";
 import { isInline } from "../objects/get-object.js";
 import { gatherRecords, type DiskRef } from "./gather.js";
 import { planObject, type Garbage, type ObjectPlan, type VersionView } from "./plan.js";
@@ -234,7 +234,7 @@ async function commitRecord(context: RepairContext, plan: ObjectPlan, target: Ve
   );
   const written = results.filter((result) => result.status === "fulfilled").length;
   const alreadyHeld = moved ? 0 : final.filter((location) => context.readable(location) && !disks.includes(location)).length;
-  return { written, failed: disks.length - written, skipped: needed.length - disks.length, durable: !moved || written + alreadyHeld >= writeQuorum(best.ec.k, best.ec.m) };
+  return { written, failed: disks.length - written, skipped: needed.length - disks.length, durable: !moved || written + alreadyHeld >= recordQuorum(best.ec) };
 }
 
 interface Cleanup {

@@ -8,8 +8,8 @@ import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Cluster } from "./cluster.js";
 import { lockConflict, withKeyLock, type KeyLock } from "./lease-lock.js";
-import { commitRecords, writeQuorum, type CommitReport, type RecordCommit } from "./put-object.js";
-import { readRecords, resolveNewest } from "./versions.js";
+import { commitRecords, recordQuorum, type CommitReport, type RecordCommit } from "./put-object.js";
+import { keyQuorums, readRecords, resolveNewest } from "./versions.js";
 
 /** S3's two write conditions; both may be given (then both must hold). */
 export interface WriteCondition {
@@ -25,10 +25,9 @@ export function hasCondition(condition: WriteCondition | undefined): condition i
 
 /** The current object of the key (undefined when none or a delete marker), read under the lock. */
 export async function readCurrent(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[]): Promise<ObjectRecord | undefined> {
-  const { k, m } = cluster.map.ec;
   const reads = await readRecords(cluster, bucket, key, locations);
   if (reads.every((read) => read.records === undefined)) throw new TesseraError("ERR_NODE_UNAVAILABLE", `no node holding ${bucket}/${key} answered`);
-  return resolveNewest(reads, writeQuorum(k, m))?.record;
+  return resolveNewest(reads, keyQuorums(cluster.map.ec))?.record;
 }
 
 /** Throws PreconditionFailed (or NoSuchKey for If-Match on a missing key), as S3 does. */
@@ -47,9 +46,8 @@ function preconditionFailed(where: string, header: string): TesseraError {
 
 /** commitRecords fenced by the lock: a commit that lost its leases is a conflict, not an outage. */
 export async function commitFenced(cluster: Cluster, lock: KeyLock, locations: readonly ShardLocation[], record: ObjectRecord, inline?: ReadonlyMap<number, Buffer>): Promise<CommitReport> {
-  const { k, m } = cluster.map.ec;
   try {
-    return await commitRecords(cluster, locations, record, writeQuorum(k, m), { fences: lock.fences, ...(inline === undefined ? {} : { inline }) });
+    return await commitRecords(cluster, locations, record, recordQuorum(record.ec), { fences: lock.fences, ...(inline === undefined ? {} : { inline }) });
   } catch (error) {
     if (error instanceof TesseraError && error.details.fenced === true) throw lockConflict(record.bucket, record.key);
     throw error;

@@ -3,7 +3,7 @@
  * shards on storage nodes. It knows nothing of HTTP or S3 XML (gateway/s3 does) and
  * throws TesseraErrors, which gateway/s3/errors.ts translates to S3 errors in one place.
  */
-import { TesseraError, isTesseraError } from "../../core/errors.js";
+import { TesseraError, isTesseraError, requireArgument } from "../../core/errors.js";
 import type { BucketRecord, ObjectRecord, ShardLocation, StorageNode } from "../../core/storage-api.js";
 import { HybridClock, decodeVersionId } from "../hlc.js";
 import type { Cluster } from "./cluster.js";
@@ -12,7 +12,8 @@ import { isInline, readObject, type ReadObjectOptions } from "./get-object.js";
 import { listObjects, type ListObjectsInput, type ListObjectsPage } from "./list-objects.js";
 import { MultipartUploads } from "./multipart.js";
 import { commitRecords, deleteShards, putObject, writeQuorum, type PutObjectInput, type PutObjectResult } from "./put-object.js";
-import { readRecords, resolveFromQuorum, resolveNewest, withTimeout, type AvoidDisk, type ResolvedVersion } from "./versions.js";
+import { INLINE_OBJECT_BYTES_MAX, SMALL_COPIES_BYTES_DEFAULT } from "./small-objects.js";
+import { keyQuorums, readRecords, resolveFromQuorum, resolveNewest, withTimeout, type AvoidDisk, type ResolvedVersion } from "./versions.js";
 
 /** How long a bucket operation waits for each node. */
 export const BUCKET_OP_TIMEOUT_MS = 5_000;
@@ -41,6 +42,11 @@ export interface ObjectStoreOptions {
   readonly onBackgroundError?: (error: unknown, what: string) => void;
   /** The failure detector's view (also settable later: useHealth): reads ask its suspects last. */
   readonly health?: NodeHealthView;
+  /**
+   * Objects up to this size are stored as 1 + m copies (small-objects.ts; default
+   * SMALL_COPIES_BYTES_DEFAULT, at most INLINE_OBJECT_BYTES_MAX); 0 stores every object erasure-coded.
+   */
+  readonly smallCopiesBytes?: number;
 }
 
 /** What the failure detector (gateway/healer/detector.ts) believes of a disk now. */
@@ -58,6 +64,7 @@ export class ObjectStore {
   /** Bucket name → when it was last seen to exist (BUCKET_SEEN_TTL_MS). */
   readonly #bucketsSeen = new Map<string, number>();
   #avoid: AvoidDisk;
+  readonly #smallCopiesBytes: number;
   /** Multipart uploads of this store's objects (gateway/objects/multipart.ts). */
   readonly uploads: MultipartUploads;
 
@@ -67,6 +74,8 @@ export class ObjectStore {
     this.#clock = options.clock ?? new HybridClock();
     this.#onBackgroundError = options.onBackgroundError ?? (() => {});
     this.#avoid = this.#avoidWith(options.health);
+    this.#smallCopiesBytes = options.smallCopiesBytes ?? SMALL_COPIES_BYTES_DEFAULT;
+    requireArgument(Number.isSafeInteger(this.#smallCopiesBytes) && this.#smallCopiesBytes >= 0 && this.#smallCopiesBytes <= INLINE_OBJECT_BYTES_MAX, "smallCopiesBytes", `must be an integer in 0..${INLINE_OBJECT_BYTES_MAX}, got ${this.#smallCopiesBytes}`);
     this.uploads = new MultipartUploads({
       cluster: this.#cluster,
       clock: this.#clock,
@@ -180,7 +189,8 @@ export class ObjectStore {
     await this.requireBucket(input.bucket);
     const placement = this.#cluster.place(input.bucket, input.key);
     const commit = hasCondition(condition) ? conditionalCommit(this.#cluster, placement.locations, condition) : undefined;
-    const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId() }, commit);
+    const copies = this.#asCopies(input.length, placement.locations) ? { fallbackVersionId: () => this.#clock.nextVersionId() } : undefined;
+    const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId(), ...(copies === undefined ? {} : { copies }) }, commit);
     if (result.missingShards.length > 0) this.#repairs.enqueue(input.bucket, input.key, `write missed shards ${result.missingShards.join(",")}`);
     // Disks that stored the record said whether they hold older versions; a disk that did not
     // store it keeps its old versions until a read or the healer finds them.
@@ -188,11 +198,20 @@ export class ObjectStore {
     return result;
   }
 
+  /**
+   * Whether a PUT of `length` bytes is stored as copies: small enough, a code with k > 1 (with
+   * k = 1 every object is copies already), and none of the copies' disks held unusable by the
+   * failure detector (the write needs them all; erasure coding needs only k + 1 of k + m).
+   */
+  #asCopies(length: number, locations: readonly ShardLocation[]): boolean {
+    const { k, m } = this.#cluster.map.ec;
+    return this.#smallCopiesBytes > 0 && length <= this.#smallCopiesBytes && k > 1 && locations.slice(0, 1 + m).every((location) => !this.#avoid(location));
+  }
+
   /** The version a GET or HEAD serves; ERR_NOT_FOUND when none (or a delete marker). */
   async resolve(bucket: string, key: string): Promise<ResolvedVersion> {
     const placement = this.#cluster.place(bucket, key);
-    const { k, m } = this.#cluster.map.ec;
-    const { reads, resolved } = await resolveFromQuorum(this.#cluster, bucket, key, placement.locations, writeQuorum(k, m), this.#avoid);
+    const { reads, resolved } = await resolveFromQuorum(this.#cluster, bucket, key, placement.locations, keyQuorums(this.#cluster.map.ec), this.#avoid);
     if (reads.every((read) => read.records === undefined)) throw unavailable(`no node holding ${bucket}/${key} answered`);
     if (resolved !== undefined) this.#clock.observe(decodeVersionId(resolved.record.versionId));
     if (resolved === undefined || resolved.record.deleteMarker) {
@@ -229,9 +248,8 @@ export class ObjectStore {
       bytes = await collect(readObject(this.#cluster, resolved, start, end, options));
     } catch {
       const placement = this.#cluster.place(bucket, key);
-      const { k, m } = this.#cluster.map.ec;
       const reads = await readRecords(this.#cluster, bucket, key, placement.locations);
-      const full = resolveNewest(reads, writeQuorum(k, m));
+      const full = resolveNewest(reads, keyQuorums(this.#cluster.map.ec));
       if (full === undefined || full.record.versionId !== versionId) throw unavailable(`${bucket}/${key} version ${versionId}: its inline shards could not be read`);
       bytes = await collect(readObject(this.#cluster, full, start, end, options));
     }

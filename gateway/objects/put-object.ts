@@ -16,13 +16,7 @@ import type { LeaseFence, ObjectRecord, ShardId, ShardLocation } from "../../cor
 import { encodeObject, lengthError, type EncodeParams, type ShardSink } from "../erasure/encode.js";
 import type { Cluster, ObjectPlacement } from "./cluster.js";
 import { OffloadedMd5 } from "./md5-offload.js";
-
-/**
- * Objects up to this size are stored inside their records (each record carries its own
- * disk's shard), so a small PUT is one LMDB write per node instead of a shard file plus a
- * record: 4+2 at 64 KiB puts about 16 KiB in each record.
- */
-export const INLINE_OBJECT_BYTES_MAX = 64 * 1024;
+import { INLINE_OBJECT_BYTES_MAX } from "./small-objects.js";
 
 export interface PutObjectInput {
   readonly bucket: string;
@@ -41,6 +35,12 @@ export interface PutObjectInput {
    */
   readonly finalize?: (md5: Buffer) => Promise<Readonly<Record<string, string>>>;
   readonly now?: number;
+  /**
+   * Store the object as 1 + m copies (small-objects.ts; ObjectStore.put decides) and,
+   * when they cannot all be stored, erasure-coded under this fresh version id instead (newer
+   * than `versionId`, so any copy left behind by the failed attempt is an older version).
+   */
+  readonly copies?: { readonly fallbackVersionId: () => string };
 }
 
 export interface PutObjectResult {
@@ -62,15 +62,33 @@ export type RecordCommit = (locations: readonly ShardLocation[], record: ObjectR
 export interface CommitReport {
   /** Some disk that stored the record also holds an older version of the key: collect it. */
   readonly olderVersions: boolean;
+  /** Shard indexes whose record could not be stored (the quorum was met without them): repair them. */
+  readonly missingShards: readonly number[];
 }
 
+/** Records a k + m erasure-coded version needs stored before it is acknowledged: k + 1. */
 export function writeQuorum(k: number, m: number): number {
   return Math.min(k + m, k + 1);
 }
 
+/**
+ * Records a copies version (k = 1) needs: every one of its 1 + m. With fewer (say 2 of 3),
+ * the m disks holding it could be down while the others answer with an older version, which
+ * a reader would then serve as the newest; with all of them, any m down leave one copy to
+ * show it. A copies write that cannot reach them all is written erasure-coded instead
+ * (putCopies).
+ */
+export function copiesQuorum(m: number): number {
+  return 1 + m;
+}
+
+/** The write quorum a record's version was stored under (ObjectRecord.ec.writeQuorum). */
+export function recordQuorum(ec: ObjectRecord["ec"]): number {
+  return ec.writeQuorum ?? writeQuorum(ec.k, ec.m);
+}
+
 export function defaultCommit(cluster: Cluster): RecordCommit {
-  const { k, m } = cluster.map.ec;
-  return (locations, record, inline) => commitRecords(cluster, locations, record, writeQuorum(k, m), inline === undefined ? {} : { inline });
+  return (locations, record, inline) => commitRecords(cluster, locations, record, recordQuorum(record.ec), inline === undefined ? {} : { inline });
 }
 
 export interface EncodeShardsInput {
@@ -142,11 +160,10 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
  * streaming machinery (shard channels, writers, the stripe budget) has anything to do here.
  * A body longer or shorter than declared is refused with encodeObject's error.
  */
-export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buffer>, observe?: (piece: Buffer) => void): Promise<{ digest: Buffer; inline: Map<number, Buffer> }> {
+export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buffer>, observe?: (piece: Buffer) => void): Promise<{ digest: Buffer; inline: Map<number, Buffer>; data: Buffer }> {
   assert(params.objectLength <= INLINE_OBJECT_BYTES_MAX, "only small objects are encoded whole in memory");
-  const layout = shardLayout({ ...params, shardIndex: 0 });
-  // Zeroed: the last stripe's padding.
-  const data = Buffer.alloc(layout.stripeCount * params.blockBytes);
+  // Zeroed past the body: the last stripe's padding (inlineShards encodes it in place).
+  const data = Buffer.alloc(paddedBytes(params));
   const md5 = createHash("md5");
   let received = 0;
   for await (const piece of body instanceof Readable ? readableChunks(body) : body) {
@@ -157,6 +174,25 @@ export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buf
     received += piece.length;
   }
   if (received < params.objectLength) throw lengthError(params.objectLength, `only ${received} of`);
+  return { digest: md5.digest(), inline: await inlineShards(params, data), data: data.subarray(0, params.objectLength) };
+}
+
+/** The object's whole stripes: its bytes and the zeros that pad its last stripe. */
+function paddedBytes(params: EncodeParams): number {
+  return shardLayout({ ...params, shardIndex: 0 }).stripeCount * params.blockBytes;
+}
+
+/**
+ * The k + m inline shards (header and frames) of a small object's body: `body` is its bytes,
+ * and may go on with zeros up to its last stripe's end (encodeInline's buffer), else it is
+ * copied into such a buffer first.
+ */
+export async function inlineShards(params: EncodeParams, body: Buffer): Promise<Map<number, Buffer>> {
+  assert(params.objectLength <= INLINE_OBJECT_BYTES_MAX && body.length >= params.objectLength, "a small object's whole body");
+  const layout = shardLayout({ ...params, shardIndex: 0 });
+  const padded = paddedBytes(params);
+  const data = body.length === padded ? body : Buffer.alloc(padded);
+  if (data !== body) body.copy(data, 0, 0, params.objectLength);
   const codec = new ErasureCodec({ k: params.k, m: params.m });
   const shards = Array.from({ length: params.k + params.m }, (_, shardIndex) => {
     const shard = Buffer.allocUnsafe(layout.fileBytes);
@@ -174,7 +210,7 @@ export async function encodeInline(params: EncodeParams, body: AsyncIterable<Buf
       writeChecksum(params.checksumAlgorithm, shard.subarray(at, at + layout.chunkBytes), shard, at + layout.chunkBytes);
     });
   }
-  return { digest: md5.digest(), inline: new Map(shards.map((shard, shardIndex) => [shardIndex, shard])) };
+  return new Map(shards.map((shard, shardIndex) => [shardIndex, shard]));
 }
 
 /** Removes the shards of a write that will not be committed (nothing to do for inline ones). */
@@ -183,33 +219,77 @@ export async function discardShards(cluster: Cluster, placement: ObjectPlacement
 }
 
 export async function putObject(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput, commit: RecordCommit = defaultCommit(cluster)): Promise<PutObjectResult> {
+  if (input.copies !== undefined) return putCopies(cluster, placement, input, input.copies.fallbackVersionId, commit);
   const { k, m } = cluster.map.ec;
   const encoded = await encodeShards(cluster, placement, { ...input, partNumber: 0, inline: input.length <= INLINE_OBJECT_BYTES_MAX });
   try {
     const lateMetadata = (await input.finalize?.(encoded.digest)) ?? {};
-    const record: ObjectRecord = {
-      bucket: input.bucket,
-      key: input.key,
-      versionId: input.versionId,
-      revision: 1,
-      objectId: placement.objectIdHex,
-      deleteMarker: false,
-      size: input.length,
-      etag: encoded.digest.toString("hex"),
-      lastModified: input.now ?? Date.now(),
-      ...(input.contentType === undefined ? {} : { contentType: input.contentType }),
-      userMetadata: input.userMetadata,
-      systemMetadata: { ...input.systemMetadata, ...lateMetadata },
-      ec: { k, m, blockBytes: encoded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT },
-      placement: placement.locations,
-      parts: [],
-    };
+    const record = objectRecord(input, placement, encoded.digest, lateMetadata, { k, m, blockBytes: encoded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT });
     const report = await commit(encoded.committed, record, encoded.inline);
-    return { record, missingShards: encoded.missingShards, olderVersions: report.olderVersions };
+    return { record, missingShards: [...new Set([...encoded.missingShards, ...report.missingShards])].sort((a, b) => a - b), olderVersions: report.olderVersions };
   } catch (error) {
     await discardShards(cluster, placement, encoded, input.versionId, 0);
     throw error;
   }
+}
+
+/**
+ * A small object as 1 + m copies in the records of the placement's first 1 + m disks, all of
+ * which must store it (copiesQuorum). When they do not (a node down or failing), the same
+ * bytes are stored k + m erasure-coded under a fresh, newer version id: the copies written are
+ * removed by commitRecords, and any left behind is an older version, never served as newest.
+ * A fenced (conditional) commit that lost its lease is not retried: the condition decides.
+ */
+async function putCopies(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput, fallbackVersionId: () => string, commit: RecordCommit): Promise<PutObjectResult> {
+  const { k, m } = cluster.map.ec;
+  assert(input.length <= INLINE_OBJECT_BYTES_MAX, "only small objects are stored as copies: in their records");
+  const params = (versionId: string, ecK: number): EncodeParams => ({
+    checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT,
+    k: ecK,
+    m,
+    blockBytes: chooseBlockBytes(input.length, ecK, cluster.map.ec.blockSize),
+    partNumber: 0,
+    objectLength: input.length,
+    objectId: placement.objectId,
+    versionId: Buffer.from(versionId, "hex"),
+  });
+  const asCopies = params(input.versionId, 1);
+  const { digest, inline, data } = await encodeInline(asCopies, input.body, input.observe);
+  const lateMetadata = (await input.finalize?.(digest)) ?? {};
+  const copies = placement.locations.slice(0, 1 + m);
+  const record = objectRecord(input, placement, digest, lateMetadata, { k: 1, m, blockBytes: asCopies.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT, writeQuorum: copiesQuorum(m) }, copies);
+  try {
+    const report = await commit(copies, record, inline);
+    return { record, missingShards: report.missingShards, olderVersions: report.olderVersions };
+  } catch (error) {
+    if (!isTesseraError(error, "ERR_WRITE_QUORUM") || error.details.fenced === true) throw error;
+  }
+  const versionId = fallbackVersionId();
+  const coded = params(versionId, k);
+  const shards = await inlineShards(coded, data);
+  const fallback = objectRecord({ ...input, versionId }, placement, digest, lateMetadata, { k, m, blockBytes: coded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT });
+  const report = await commit(placement.locations, fallback, shards);
+  return { record: fallback, missingShards: report.missingShards, olderVersions: report.olderVersions };
+}
+
+function objectRecord(input: PutObjectInput, placement: ObjectPlacement, digest: Buffer, lateMetadata: Readonly<Record<string, string>>, ec: ObjectRecord["ec"], locations = placement.locations): ObjectRecord {
+  return {
+    bucket: input.bucket,
+    key: input.key,
+    versionId: input.versionId,
+    revision: 1,
+    objectId: placement.objectIdHex,
+    deleteMarker: false,
+    size: input.length,
+    etag: digest.toString("hex"),
+    lastModified: input.now ?? Date.now(),
+    ...(input.contentType === undefined ? {} : { contentType: input.contentType }),
+    userMetadata: input.userMetadata,
+    systemMetadata: { ...input.systemMetadata, ...lateMetadata },
+    ec,
+    placement: locations,
+    parts: [],
+  };
 }
 
 function shardSink(cluster: Cluster, placement: ObjectPlacement, versionId: string, partNumber: number): ShardSink {
@@ -252,7 +332,12 @@ export async function commitRecords(cluster: Cluster, locations: readonly ShardL
     }),
   );
   const stored = locations.filter((_, index) => results[index]?.status === "fulfilled");
-  if (stored.length >= quorum) return { olderVersions: results.some((result) => result.status === "fulfilled" && result.value.olderVersions > 0) };
+  if (stored.length >= quorum) {
+    return {
+      olderVersions: results.some((result) => result.status === "fulfilled" && result.value.olderVersions > 0),
+      missingShards: locations.filter((_, index) => results[index]?.status !== "fulfilled").map((location) => location.shardIndex),
+    };
+  }
   await Promise.allSettled(stored.map((location) => cluster.node(location.nodeId)?.deleteRecord(location.diskId, record.bucket, record.key, record.versionId)));
   const reasons = results.flatMap((result) => (result.status === "rejected" ? [String(result.reason instanceof Error ? result.reason.message : result.reason)] : []));
   const fenced = results.some((result) => result.status === "rejected" && isTesseraError(result.reason, "ERR_VERSION_CONFLICT"));

@@ -9,6 +9,7 @@ import { TesseraError } from "../../core/errors.js";
 import { decodeShardHeader } from "../../core/shard-format.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import type { Cluster } from "./cluster.js";
+import { writeQuorum } from "./put-object.js";
 
 /**
  * How long the gateway waits for one node's records. Records are small LMDB reads; a node
@@ -146,6 +147,28 @@ export function readQuorum(k: number, m: number, quorum: number): number {
 }
 
 /**
+ * How many of a key's placement positions (0 .. 1 + m - 1) hold small objects stored as
+ * copies (put-object.ts, SMALL_COPIES_BYTES_DEFAULT), or 0 when the code has k = 1 (no copies
+ * versions apart from the objects themselves). A copies version is acknowledged only on all
+ * of them, so one answer among them shows it, and no answer among them may hide it.
+ */
+export function copiesWidth(ec: { readonly k: number; readonly m: number }): number {
+  return ec.k > 1 ? 1 + ec.m : 0;
+}
+
+/** The map's write quorum and copies width, as resolveNewest judges versions by them. */
+export interface KeyQuorums {
+  /** Records an erasure-coded version of this map needs (put-object.ts, writeQuorum). */
+  readonly write: number;
+  /** copiesWidth of the map's code. */
+  readonly copies: number;
+}
+
+export function keyQuorums(ec: { readonly k: number; readonly m: number }): KeyQuorums {
+  return { write: writeQuorum(ec.k, ec.m), copies: copiesWidth(ec) };
+}
+
+/**
  * The version to serve, asking only a read quorum of the disks (the data shards' first, so
  * a healthy read needs no reconstruction) and the rest only when those cannot decide: one of
  * them did not answer, or a newer version is on some of them but not readable from them
@@ -159,8 +182,9 @@ export function readQuorum(k: number, m: number, quorum: number): number {
  * as well as another, so one made of the others costs a known-hung node nothing; they are
  * asked only when the others do not make a quorum or cannot decide.
  */
-export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[], writeQuorum: number, avoid?: AvoidDisk): Promise<{ reads: RecordRead[]; resolved: ResolvedVersion | undefined }> {
+export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: string, locations: readonly ShardLocation[], quorums: KeyQuorums, avoid?: AvoidDisk): Promise<{ reads: RecordRead[]; resolved: ResolvedVersion | undefined }> {
   const { k, m } = cluster.map.ec;
+  const writeQuorum = quorums.write;
   const byIndex = [...locations].sort((a, b) => a.shardIndex - b.shardIndex);
   const ordered = avoid === undefined ? byIndex : [...byIndex.filter((location) => !avoid(location)), ...byIndex.filter((location) => avoid(location))];
   const first = ordered.slice(0, readQuorum(k, m, writeQuorum));
@@ -172,7 +196,7 @@ export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: s
       const reads = await readRecords(cluster, bucket, key, rest, answered, silent);
       const withSilent = [...reads, ...silent.map((location) => ({ location, error: new Error(`node ${location.nodeId}: no answer within ${RECORD_HEDGE_MS} ms`) }))];
       try {
-        const resolved = resolveNewest(withSilent, writeQuorum);
+        const resolved = resolveNewest(withSilent, quorums);
         return resolved === undefined ? { reads } : { reads: withSilent, resolved };
       } catch {
         return { reads }; // ambiguous without them: wait for their answers (or their timeout)
@@ -181,26 +205,32 @@ export async function resolveFromQuorum(cluster: Cluster, bucket: string, key: s
     const quorum = await readQuorumRecords(cluster, bucket, key, first, rest, RECORD_HEDGE_MS, hedge);
     if (quorum.resolved !== undefined) return { reads: quorum.reads, resolved: quorum.resolved };
     const reads = quorum.reads;
-    if (reads.every((read) => read.records !== undefined)) {
-      const decided = decideFromQuorum(reads, writeQuorum);
-      if (decided !== undefined) {
-        const asked = new Set(reads.map((read) => locationKey(read.location)));
-        const notAsked = decided.record.placement.filter((location) => !asked.has(locationKey(location))).map(locationKey);
-        return { reads, resolved: { ...decided, answered: new Set([...decided.answered, ...notAsked]), partial: true } };
-      }
-    }
+    const decided = decideFromQuorum(reads, quorums);
+    if (decided !== undefined) return { reads, resolved: partialVersion(decided, reads) };
     const all = await readRecords(cluster, bucket, key, locations, reads);
-    return { reads: all, resolved: resolveNewest(all, writeQuorum) };
+    return { reads: all, resolved: resolveNewest(all, quorums) };
   }
   const reads = await readRecords(cluster, bucket, key, locations);
-  return { reads, resolved: resolveNewest(reads, writeQuorum) };
+  return { reads, resolved: resolveNewest(reads, quorums) };
 }
 
-/** The version the quorum's reads decide, or undefined when they cannot (see resolveFromQuorum). */
-function decideFromQuorum(reads: readonly RecordRead[], writeQuorum: number): ResolvedVersion | undefined {
+/** A version decided from some of the disks: those not asked are not known to be down. */
+function partialVersion(decided: ResolvedVersion, reads: readonly RecordRead[]): ResolvedVersion {
+  const asked = new Set(reads.map((read) => locationKey(read.location)));
+  const notAsked = decided.record.placement.filter((location) => !asked.has(locationKey(location))).map(locationKey);
+  return { ...decided, answered: new Set([...decided.answered, ...notAsked]), partial: true };
+}
+
+/**
+ * The version the quorum's reads decide, or undefined when they cannot (see resolveFromQuorum):
+ * every disk asked must have answered, and one of them must be a copies position.
+ */
+function decideFromQuorum(reads: readonly RecordRead[], quorums: KeyQuorums): ResolvedVersion | undefined {
+  if (!reads.every((read) => read.records !== undefined)) return undefined;
+  if (quorums.copies > 0 && !reads.some((read) => read.location.shardIndex < quorums.copies)) return undefined;
   let resolved: ResolvedVersion | undefined;
   try {
-    resolved = resolveNewest(reads, writeQuorum);
+    resolved = resolveNewest(reads, quorums);
   } catch {
     return undefined;
   }
@@ -216,9 +246,12 @@ function decideFromQuorum(reads: readonly RecordRead[], writeQuorum: number): Re
  * records plus the disks that did not answer stay below the write quorum: a failed PUT);
  * otherwise serving an older version would be serving stale data, so it is ERR_READ_QUORUM.
  */
-export function resolveNewest(reads: readonly RecordRead[], writeQuorum: number): ResolvedVersion | undefined {
+export function resolveNewest(reads: readonly RecordRead[], quorums: KeyQuorums): ResolvedVersion | undefined {
   const answered = new Set(reads.filter((read) => read.records !== undefined).map((read) => locationKey(read.location)));
   const unanswered = reads.length - answered.size;
+  if (copiesSilent(reads, answered, quorums.copies)) {
+    throw new TesseraError("ERR_READ_QUORUM", `none of the disks of the key's small-object copies answered: a newer version may be on them`);
+  }
   const versions = new Map<string, { record: ObjectRecord; byDisk: Map<string, { location: ShardLocation; record: ObjectRecord }> }>();
   for (const read of reads) {
     for (const record of read.records ?? []) {
@@ -233,12 +266,29 @@ export function resolveNewest(reads: readonly RecordRead[], writeQuorum: number)
     const holders = holdersOf(record, byDisk);
     if (record.deleteMarker || holders.size >= record.ec.k) return { record, holders, answered };
     const silent = record.placement.length === 0 ? unanswered : record.placement.filter((location) => !answered.has(locationKey(location))).length;
-    if (byDisk.size + silent >= writeQuorum) throw unreadable(record, silent);
+    if (byDisk.size + silent >= (record.ec.writeQuorum ?? quorums.write)) throw unreadable(record, silent);
   }
-  if (newestFirst.length === 0 && unanswered >= writeQuorum) {
+  if (newestFirst.length === 0 && unanswered >= quorums.write) {
     throw new TesseraError("ERR_READ_QUORUM", `${unanswered} of ${reads.length} disks did not answer: the key may exist on them`);
   }
   return undefined;
+}
+
+/**
+ * True when a copies version (acknowledged on exactly the first `copies` shard indexes of a
+ * placement) could be hiding on silent disks: every disk asked at one of those indexes of the
+ * map's placement is silent, and no answering disk holds one of those indexes in a record
+ * found (after the healer moved an object, its records name where its copies are now).
+ */
+function copiesSilent(reads: readonly RecordRead[], answered: ReadonlySet<string>, copies: number): boolean {
+  const atCopies = reads.filter((read) => read.location.shardIndex >= 0 && read.location.shardIndex < copies);
+  if (copies === 0 || atCopies.length < copies || atCopies.some((read) => read.records !== undefined)) return false;
+  for (const read of reads) {
+    for (const record of read.records ?? []) {
+      if (record.placement.some((location) => location.shardIndex < copies && answered.has(locationKey(location)))) return false;
+    }
+  }
+  return true;
 }
 
 function unreadable(record: ObjectRecord, unanswered: number): TesseraError {

@@ -7,57 +7,26 @@
  * nodes, every GET checked byte for byte.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { ObjectStore, type NodeHealthView } from "../../gateway/objects/object-store.js";
 import { RECORD_HEDGE_MS, RECORD_READ_TIMEOUT_MS } from "../../gateway/objects/versions.js";
-import { Cluster } from "../../gateway/objects/cluster.js";
-import { parseClusterMap } from "../../placement/cluster-map.js";
-import { MemoryNode } from "../../storage-node/memory-node.js";
+import { SMALL_COPIES_BYTES_DEFAULT } from "../../gateway/objects/small-objects.js";
 import { FaultyNode } from "../faulty-node.js";
 import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
 import { Prng } from "../prng.js";
+import { bodyOf, byShard as placedOn, memoryStore, type MemoryStore } from "./memory-store.js";
 
 const BLOCK_BYTES = 64 * 1024;
 /** Six stripes and a bit: several stripes after the first, none of them full-length at the end. */
 const OBJECT_BYTES = 6 * BLOCK_BYTES + 4097;
 
-/** A view the test sets: node ids held suspect or down. */
-class Suspects implements NodeHealthView {
-  readonly nodes = new Set<string>();
-  unusable(nodeId: string): boolean {
-    return this.nodes.has(nodeId);
-  }
-}
-
-interface Fixture {
-  readonly store: ObjectStore;
-  readonly nodes: FaultyNode[];
-  readonly suspects: Suspects;
-}
-
-function fixture(): Fixture {
-  const map = parseClusterMap(
-    { epoch: 1, ec: { k: 4, m: 2, blockSize: BLOCK_BYTES }, nodes: Array.from({ length: 6 }, (_, index) => ({ id: `n${index + 1}`, url: `http://127.0.0.1:${1 + index}`, disks: [{ id: "d0" }] })) },
-    "degraded-read map",
-  );
-  const nodes = map.nodes.map((node) => new FaultyNode(new MemoryNode({ nodeId: node.id, diskIds: ["d0"] })));
-  const cluster = new Cluster(map, new Map(nodes.map((node) => [node.nodeId, node])));
-  const suspects = new Suspects();
-  return { store: new ObjectStore({ cluster, repairs: { enqueue: () => {} }, health: suspects }), nodes, suspects };
-}
-
-async function* bodyOf(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
-}
-
 const down = (): TesseraError => new TesseraError("ERR_NODE_UNAVAILABLE", "down (test)");
 
 describe("degraded GETs", () => {
-  let f: Fixture;
+  let f: MemoryStore;
   const bytes = Buffer.from(new Prng(11).bytes(OBJECT_BYTES));
 
   beforeEach(async () => {
-    f = fixture();
+    f = memoryStore({ name: "degraded-read", blockBytes: BLOCK_BYTES });
     await f.store.createBucket("b");
     await f.store.put({ bucket: "b", key: "big", body: bodyOf(bytes), length: bytes.length, userMetadata: {}, systemMetadata: {} });
     await f.store.settle();
@@ -66,8 +35,7 @@ describe("degraded GETs", () => {
 
   /** The nodes holding the key's shards, by shard index. */
   function byShard(key: string): FaultyNode[] {
-    const placement = f.store.cluster.place("b", key);
-    return [...placement.locations].sort((a, b) => a.shardIndex - b.shardIndex).map((location) => f.nodes.find((node) => node.nodeId === location.nodeId) as FaultyNode);
+    return placedOn(f, "b", key);
   }
 
   async function get(key = "big", start = 0, end?: number): Promise<Buffer> {
@@ -113,7 +81,9 @@ describe("degraded GETs", () => {
 
   it("a newer version on a suspected node's disk is still found: no stale read", async () => {
     const shards = byShard("big");
-    const small = Buffer.from("newer, written while one node was unreachable from here");
+    // Above SMALL_COPIES_BYTES_DEFAULT: erasure-coded inline shards, a record on each of the six disks.
+    const small = Buffer.from("newer, written while one node was unreachable from here. ".repeat(Math.ceil((SMALL_COPIES_BYTES_DEFAULT + 1) / 57)));
+    expect(small.length).toBeGreaterThan(SMALL_COPIES_BYTES_DEFAULT);
     await f.store.put({ bucket: "b", key: "big", body: bodyOf(small), length: small.length, userMetadata: {}, systemMetadata: {} });
     await f.store.settle();
     // The newest version's records are on the two suspects and three others; hide it from

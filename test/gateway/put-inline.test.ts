@@ -10,7 +10,8 @@ import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { isTesseraError } from "../../core/errors.js";
 import { chooseBlockBytes } from "../../core/shard-format.js";
 import { encodeObject, type EncodeParams } from "../../gateway/erasure/encode.js";
-import { INLINE_OBJECT_BYTES_MAX, encodeInline } from "../../gateway/objects/put-object.js";
+import { encodeInline } from "../../gateway/objects/put-object.js";
+import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/small-objects.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const SEED = seedFromEnv(0x1a11e);

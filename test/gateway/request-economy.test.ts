@@ -6,31 +6,13 @@
  * collected, a GET still finds the newest version when the first disks asked lack it.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ObjectStore, BUCKET_SEEN_TTL_MS } from "../../gateway/objects/object-store.js";
-import { Cluster } from "../../gateway/objects/cluster.js";
-import { parseClusterMap } from "../../placement/cluster-map.js";
-import { MemoryNode } from "../../storage-node/memory-node.js";
+import { BUCKET_SEEN_TTL_MS, type ObjectStore } from "../../gateway/objects/object-store.js";
+import { SMALL_COPIES_BYTES_DEFAULT } from "../../gateway/objects/small-objects.js";
 import { FaultyNode } from "../faulty-node.js";
 import { TesseraError, isTesseraError } from "../../core/errors.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
 import { Prng } from "../prng.js";
-
-interface Fixture {
-  readonly store: ObjectStore;
-  readonly nodes: FaultyNode[];
-  readonly memory: MemoryNode[];
-}
-
-function fixture(): Fixture {
-  const map = parseClusterMap(
-    { epoch: 1, ec: { k: 4, m: 2, blockSize: 64 * 1024 }, nodes: Array.from({ length: 6 }, (_, index) => ({ id: `n${index + 1}`, url: `http://127.0.0.1:${1 + index}`, disks: [{ id: "d0" }] })) },
-    "request-economy map",
-  );
-  const memory = map.nodes.map((node) => new MemoryNode({ nodeId: node.id, diskIds: ["d0"] }));
-  const nodes = memory.map((node) => new FaultyNode(node));
-  const cluster = new Cluster(map, new Map(nodes.map((node) => [node.nodeId, node])));
-  return { store: new ObjectStore({ cluster, repairs: { enqueue: () => {} } }), nodes, memory };
-}
+import { bodyOf, byShard as placedOn, memoryStore, type MemoryStore } from "./memory-store.js";
 
 function count(nodes: readonly FaultyNode[], method: string): number {
   return nodes.reduce((sum, node) => sum + node.calls.filter((call) => call.method === method).length, 0);
@@ -38,10 +20,6 @@ function count(nodes: readonly FaultyNode[], method: string): number {
 
 function clearCalls(nodes: readonly FaultyNode[]): void {
   for (const node of nodes) node.calls.length = 0;
-}
-
-async function* bodyOf(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
 }
 
 async function put(store: ObjectStore, key: string, text: string): Promise<void> {
@@ -56,10 +34,13 @@ async function get(store: ObjectStore, key: string): Promise<string> {
   return Buffer.concat(pieces).toString();
 }
 
+/** A small object above SMALL_COPIES_BYTES_DEFAULT: erasure-coded, its shards inline in six records. */
+const CODED = "coded ".repeat(Math.ceil((SMALL_COPIES_BYTES_DEFAULT + 1) / 6));
+
 describe("small-object request economy", () => {
-  let f: Fixture;
+  let f: MemoryStore;
   beforeEach(async () => {
-    f = fixture();
+    f = memoryStore({ name: "request-economy" });
     await f.store.createBucket("b");
     clearCalls(f.nodes);
   });
@@ -89,25 +70,44 @@ describe("small-object request economy", () => {
     await f.store.settle();
     const methods = new Set(f.nodes.flatMap((node) => node.calls.map((call) => call.method)));
     expect([...methods]).toEqual(["putRecord"]);
+    // Small: 1 + m = 3 copies, on the first three disks of the placement.
+    expect(count(f.nodes, "putRecord")).toBe(3);
+    expect(new Set(f.nodes.filter((node) => node.calls.length > 0))).toEqual(new Set(byShard("fresh").slice(0, 3)));
+    clearCalls(f.nodes);
+    await put(f.store, "fresh-coded", CODED);
+    await f.store.settle();
     expect(count(f.nodes, "putRecord")).toBe(6);
+    expect(f.nodes.flatMap((node) => node.calls).length).toBe(6);
   });
 
   it("an overwrite still collects the superseded version from every disk", async () => {
     await put(f.store, "k", "first");
     await put(f.store, "k", "second");
     await f.store.settle();
-    expect(count(f.nodes, "getRecords")).toBe(6);
+    // The copies' three disks hold both versions; the other three never had any.
+    expect(count(f.nodes, "getRecords")).toBe(3);
     for (const node of f.memory) {
       const versions = await node.getRecords("d0", "b", "k");
-      expect(versions).toHaveLength(1);
+      expect(versions.length).toBeLessThanOrEqual(1);
     }
     expect(await get(f.store, "k")).toBe("second");
   });
 
+  it("copies replacing an erasure-coded version: the old records are collected from all six disks, those without the copies too", async () => {
+    await put(f.store, "k", CODED);
+    await put(f.store, "k", "small now");
+    await f.store.settle();
+    const shards = byShard("k");
+    for (const [index, node] of shards.entries()) {
+      const versions = await node.inner.getRecords("d0", "b", "k");
+      expect(versions.map((record) => record.size)).toEqual(index < 3 ? ["small now".length] : []);
+    }
+    expect(await get(f.store, "k")).toBe("small now");
+  });
+
   /** The nodes holding the key's shards, by shard index. */
   function byShard(key: string): FaultyNode[] {
-    const placement = f.store.cluster.place("b", key);
-    return [...placement.locations].sort((a, b) => a.shardIndex - b.shardIndex).map((location) => f.nodes.find((node) => node.nodeId === location.nodeId) as FaultyNode);
+    return placedOn(f, "b", key);
   }
 
   async function recordOn(node: FaultyNode, key: string): Promise<ObjectRecord> {
@@ -116,26 +116,30 @@ describe("small-object request economy", () => {
     return record;
   }
 
-  it("a GET asks the records of k = 4 disks (the data shards'), not all 6", async () => {
-    await put(f.store, "small", "small object");
-    clearCalls(f.nodes);
-    expect(await get(f.store, "small")).toBe("small object");
-    expect(count(f.nodes, "getRecords")).toBe(4);
-    const asked = f.nodes.filter((node) => node.calls.some((call) => call.method === "getRecords"));
-    expect(new Set(asked)).toEqual(new Set(byShard("small").slice(0, 4)));
+  it("a GET asks the records of k = 4 disks (the data shards'), not all 6, copies or not", async () => {
+    for (const [key, text] of [["small", "small object"], ["coded", CODED]] as const) {
+      await put(f.store, key, text);
+      clearCalls(f.nodes);
+      expect(await get(f.store, key)).toBe(text);
+      expect(count(f.nodes, "getRecords")).toBe(4);
+      const asked = f.nodes.filter((node) => node.calls.some((call) => call.method === "getRecords"));
+      expect(new Set(asked)).toEqual(new Set(byShard(key).slice(0, 4)));
+    }
   });
 
-  it("a GET asks the other disks when one of the first four does not answer", async () => {
-    await put(f.store, "k", "still here");
-    const [first] = byShard("k");
-    first?.fail({ method: "getRecords", error: new TesseraError("ERR_NODE_UNAVAILABLE", "down (test)") });
-    clearCalls(f.nodes);
-    expect(await get(f.store, "k")).toBe("still here");
-    expect(count(f.nodes, "getRecords")).toBe(6);
+  it("a GET asks the other disks when one of the first ones does not answer", async () => {
+    for (const [key, text] of [["k", "still here"], ["coded", CODED]] as const) {
+      await put(f.store, key, text);
+      const [first] = byShard(key);
+      first?.fail({ method: "getRecords", error: new TesseraError("ERR_NODE_UNAVAILABLE", "down (test)") });
+      clearCalls(f.nodes);
+      expect(await get(f.store, key)).toBe(text);
+      expect(count(f.nodes, "getRecords")).toBe(6);
+    }
   });
 
   it("a newer version on only some of the first four disks sends the GET to all six, and the acknowledged one is served", async () => {
-    await put(f.store, "k", "acknowledged");
+    await put(f.store, "k", CODED);
     const shards = byShard("k");
     const old = await recordOn(shards[0] as FaultyNode, "k");
     // A failed PUT of a newer version: records on 3 of the first four disks (not readable
@@ -145,7 +149,7 @@ describe("small-object request economy", () => {
     clearCalls(f.nodes);
     // All six answered: the newer version has 3 records and no disk is silent, so it cannot
     // have been acknowledged (3 < W = 5) and the older one is served.
-    expect(await get(f.store, "k")).toBe("acknowledged");
+    expect(await get(f.store, "k")).toBe(CODED);
     expect(count(f.nodes, "getRecords")).toBe(6);
   });
 

@@ -38,17 +38,17 @@ describe(`inline shards in resolveNewest (seed ${SEED})`, () => {
     const readsWith = (inline: (shardIndex: number) => Buffer | undefined): RecordRead[] =>
       placement.map((location) => ({ location, records: [{ ...base, inline: inline(location.shardIndex) } satisfies ObjectRecord] }));
 
-    const healthy = resolveNewest(readsWith((index) => own.get(index)), K + 1);
+    const healthy = resolveNewest(readsWith((index) => own.get(index)), { write: K + 1, copies: 0 });
     expect([...(healthy?.holders.keys() ?? [])].sort()).toEqual([0, 1, 2, 3, 4, 5]);
 
     // Disk 0 holds another version's shard 0, disk 1 another object's shard 1: neither counts,
     // and the other four still make k.
-    const foreign = resolveNewest(readsWith((index) => (index === 0 ? otherVersion.get(0) : index === 1 ? otherObject.get(1) : own.get(index))), K + 1);
+    const foreign = resolveNewest(readsWith((index) => (index === 0 ? otherVersion.get(0) : index === 1 ? otherObject.get(1) : own.get(index))), { write: K + 1, copies: 0 });
     expect(foreign?.record.versionId).toBe(base.versionId);
     expect([...(foreign?.holders.keys() ?? [])].sort()).toEqual([2, 3, 4, 5]);
 
     // Disk 2 holds its own object's shard 3: not shard 2, so it does not count either.
-    const misplaced = resolveNewest(readsWith((index) => (index === 2 ? own.get(3) : own.get(index))), K + 1);
+    const misplaced = resolveNewest(readsWith((index) => (index === 2 ? own.get(3) : own.get(index))), { write: K + 1, copies: 0 });
     expect([...(misplaced?.holders.keys() ?? [])].sort()).toEqual([0, 1, 3, 4, 5]);
   });
 });

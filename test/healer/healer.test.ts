@@ -11,7 +11,7 @@ import { ChecksumAlgorithm } from "../../core/checksum.js";
 import { shardLayout } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { readRepairList } from "../../gateway/healer/repair-list.js";
-import { INLINE_OBJECT_BYTES_MAX } from "../../gateway/objects/put-object.js";
+import { INLINE_OBJECT_BYTES_MAX, SMALL_COPIES_BYTES_DEFAULT } from "../../gateway/objects/small-objects.js";
 import { TesseraError } from "../../core/errors.js";
 import type { ObjectRecord } from "../../core/storage-api.js";
 import type { MemoryNode } from "../../storage-node/memory-node.js";
@@ -40,9 +40,9 @@ async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
 
 const sha = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 
-/** Sizes: every class (empty, tiny, inline boundary, one stripe, several), then random. */
+/** Sizes: every class (empty, tiny, inline boundary, several stripes, copies boundary), then random. */
 function sizes(prng: Prng, count: number): number[] {
-  const fixed = [0, 1, INLINE_OBJECT_BYTES_MAX, INLINE_OBJECT_BYTES_MAX + 1, 64 * 1024 * 3 + 5];
+  const fixed = [0, 1, INLINE_OBJECT_BYTES_MAX, INLINE_OBJECT_BYTES_MAX + 1, 64 * 1024 * 3 + 5, SMALL_COPIES_BYTES_DEFAULT, SMALL_COPIES_BYTES_DEFAULT + 1];
   return Array.from({ length: count }, (_, index) => fixed[index] ?? prng.int(0, OBJECT_BYTES_MAX));
 }
 
