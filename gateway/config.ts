@@ -35,6 +35,7 @@ import {
   type LogLevel,
 } from "../core/settings.js";
 import { loadClusterMap, type ClusterMap } from "../placement/cluster-map.js";
+import { INLINE_OBJECT_BYTES_MAX, SMALL_COPIES_BYTES_DEFAULT } from "./objects/small-objects.js";
 import type { AccessKeyPair } from "./s3/sigv4.js";
 
 /** Loopback unless told otherwise (DESIGN.md: security); 9000 is the S3 port `npm start` prints. */
@@ -77,9 +78,13 @@ export const GATEWAY_USAGE = `usage: tessera gateway --map FILE --secret-file FI
   --base-domain HOST         serve <bucket>.HOST as virtual-hosted-style requests; repeat for more
                              (default ${BASE_DOMAINS_DEFAULT.join(", ")}; env TESSERA_BASE_DOMAINS, comma-separated)
   --config FILE              YAML or JSON file with the fields map, secretFile, listen, accessKey,
-                             secretKey, credentialsFile, region, baseDomains, logLevel (env TESSERA_CONFIG);
+                             secretKey, credentialsFile, region, baseDomains, logLevel,
+                             smallCopiesBytes (env TESSERA_CONFIG);
                              flags and env win
   --log-level LEVEL          ${LOG_LEVELS.join(", ")} (default info; env TESSERA_LOG_LEVEL)
+  --small-copies-bytes N     objects up to N bytes are stored as 1 + m whole copies instead of k + m
+                             shards: half the record writes, more space; 0 turns it off
+                             (0..${INLINE_OBJECT_BYTES_MAX}, default ${SMALL_COPIES_BYTES_DEFAULT}; env TESSERA_SMALL_COPIES_BYTES)
   --help                     show this message
 `;
 
@@ -93,6 +98,8 @@ export interface GatewayConfig {
   readonly region: string;
   readonly baseDomains: readonly string[];
   readonly logLevel: LogLevel;
+  /** Objects up to this size are stored as copies (gateway/objects/put-object.ts); 0: none. */
+  readonly smallCopiesBytes: number;
 }
 
 interface GivenList {
@@ -112,6 +119,7 @@ interface RawSettings {
   region?: Given;
   baseDomains?: GivenList;
   logLevel?: Given;
+  smallCopiesBytes?: Given;
 }
 
 const FLAG_OPTIONS = {
@@ -125,10 +133,11 @@ const FLAG_OPTIONS = {
   "base-domain": { type: "string", multiple: true },
   config: { type: "string" },
   "log-level": { type: "string" },
+  "small-copies-bytes": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
-const CONFIG_FIELDS = new Set(["map", "secretFile", "listen", "accessKey", "secretKey", "credentialsFile", "region", "baseDomains", "logLevel"]);
+const CONFIG_FIELDS = new Set(["map", "secretFile", "listen", "accessKey", "secretKey", "credentialsFile", "region", "baseDomains", "logLevel", "smallCopiesBytes"]);
 
 export type GatewayCommand = { readonly kind: "help" } | { readonly kind: "run"; readonly config: GatewayConfig };
 
@@ -157,6 +166,7 @@ function fromFlags(values: ReturnType<typeof parseFlags<typeof FLAG_OPTIONS>>): 
     region: given(values.region, "--region"),
     baseDomains: values["base-domain"] === undefined ? undefined : { values: values["base-domain"], from: "--base-domain" },
     logLevel: given(values["log-level"], "--log-level"),
+    smallCopiesBytes: given(values["small-copies-bytes"], "--small-copies-bytes"),
   });
 }
 
@@ -173,6 +183,7 @@ function fromEnvironment(env: NodeJS.ProcessEnv): RawSettings {
     region: given(nonEmpty(env.TESSERA_REGION), "TESSERA_REGION"),
     baseDomains: domains === undefined ? undefined : { values: domains.split(",").map((domain) => domain.trim()), from: "TESSERA_BASE_DOMAINS" },
     logLevel: given(nonEmpty(env.TESSERA_LOG_LEVEL), "TESSERA_LOG_LEVEL"),
+    smallCopiesBytes: given(nonEmpty(env.TESSERA_SMALL_COPIES_BYTES), "TESSERA_SMALL_COPIES_BYTES"),
   });
 }
 
@@ -188,6 +199,7 @@ async function readConfigFile(path: string, where: string): Promise<RawSettings>
     region: fileScalar(fields, "region", where),
     baseDomains: fileStringList(fields, "baseDomains", where),
     logLevel: fileScalar(fields, "logLevel", where),
+    smallCopiesBytes: fileScalar(fields, "smallCopiesBytes", where),
   });
 }
 
@@ -211,7 +223,18 @@ async function validate(raw: RawSettings): Promise<GatewayConfig> {
     region: parseRegion(raw.region),
     baseDomains: parseBaseDomains(raw.baseDomains),
     logLevel: parseLogLevel(raw.logLevel),
+    smallCopiesBytes: parseSmallCopiesBytes(raw.smallCopiesBytes),
   };
+}
+
+/** Objects up to this many bytes are stored as 1 + m copies; 0 stores every object erasure-coded. */
+function parseSmallCopiesBytes(bytes: Given | undefined): number {
+  if (bytes === undefined) return SMALL_COPIES_BYTES_DEFAULT;
+  const value = Number(bytes.value);
+  if (!/^[0-9]{1,6}$/.test(bytes.value) || value > INLINE_OBJECT_BYTES_MAX) {
+    throw new UsageError(`${bytes.from}: '${bytes.value}' is not a size in bytes from 0 (off) to ${INLINE_OBJECT_BYTES_MAX} (copies live in records, as inline objects do)`);
+  }
+  return value;
 }
 
 async function loadMap(file: Given): Promise<ClusterMap> {

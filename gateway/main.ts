@@ -93,7 +93,7 @@ async function serve(config: GatewayConfig, healing: HealerSettings, heapGrowing
   ]);
   const clients = await nodeClients(config);
   const cluster = new Cluster(config.map, clients);
-  const gateway = await createGateway({ cluster, credentials: config.credentials, region: config.region, baseDomains: config.baseDomains, logger });
+  const gateway = await createGateway({ cluster, credentials: config.credentials, region: config.region, baseDomains: config.baseDomains, logger, smallCopiesBytes: config.smallCopiesBytes });
   let healer: AttachedHealer | undefined;
   const stopping = waitForStopSignal(logger);
   try {
@@ -111,7 +111,7 @@ async function serve(config: GatewayConfig, healing: HealerSettings, heapGrowing
     await gateway.app.listen({ host: config.host, port: config.port });
     const { url, port } = listeningAddress(gateway, config.host);
     const { k, m } = config.map.ec;
-    logger.info({ url, port, map: config.mapFile, epoch: config.map.epoch, nodes: config.map.nodes.length, ec: `${k}+${m}`, region: config.region, heapGrowingPercent }, "listening");
+    logger.info({ url, port, map: config.mapFile, epoch: config.map.epoch, nodes: config.map.nodes.length, ec: `${k}+${m}`, region: config.region, smallCopiesBytes: config.smallCopiesBytes, heapGrowingPercent }, "listening");
     const signal = await stopping;
     logger.info({ signal }, "shutting down");
   } finally {

@@ -43,6 +43,8 @@ export interface GatewayOptions {
   readonly uploadMaxAgeMs?: number;
   /** How often the gateway sweeps abandoned uploads (default hourly); 0 turns the timer off. */
   readonly uploadSweepIntervalMs?: number;
+  /** Objects up to this size are stored as copies (ObjectStoreOptions.smallCopiesBytes). */
+  readonly smallCopiesBytes?: number;
 }
 
 export interface Gateway {
@@ -71,6 +73,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     cluster: options.cluster,
     repairs: options.repairs ?? loggingRepairQueue(logger, repairs),
     onBackgroundError: (error, what) => logger.warn({ err: error }, `background: ${what} failed`),
+    ...(options.smallCopiesBytes === undefined ? {} : { smallCopiesBytes: options.smallCopiesBytes }),
   });
   const verifier = new SigV4Verifier({ credentials: staticCredentials(options.credentials), presignedV2: true });
   const context: HandlerContext = { store, region: options.region, owner: { id: options.credentials[0]?.accessKeyId ?? "tessera", displayName: "tessera" }, logger };

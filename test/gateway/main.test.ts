@@ -106,6 +106,8 @@ describe("tessera gateway: validation", () => {
     ["config file that is not YAML", () => [...base(), "--config", file("config-broken.yaml")], /--config .*config-broken\.yaml: not valid YAML/],
     ["config file that is not a mapping", () => [...base(), "--config", file("config-list.json")], /--config .*config-list\.json: must be a mapping of fields/],
     ["config file from the environment", () => base(), /TESSERA_CONFIG .*config-field\.yaml: unknown field 'mapp'/, () => ({ TESSERA_CONFIG: file("config-field.yaml") })],
+    ["small copies above the inline size", () => [...base(), "--small-copies-bytes", "65537"], /--small-copies-bytes: '65537' is not a size in bytes from 0 \(off\) to 65536/],
+    ["small copies not a number", () => base(), /TESSERA_SMALL_COPIES_BYTES: '4k' is not a size in bytes/, () => ({ TESSERA_SMALL_COPIES_BYTES: "4k" })],
     ["bad heap growing percent", () => base(), /TESSERA_HEAP_GROWING_PERCENT: '1.5' is not a whole number of percent in 0\.\.900/, () => ({ TESSERA_HEAP_GROWING_PERCENT: "1.5" })],
   ];
 
@@ -125,7 +127,7 @@ describe("tessera gateway: validation", () => {
   it("--help prints every flag and exits 0", async () => {
     const result = await runTessera(["gateway", "--help"]);
     expect(result.code).toBe(0);
-    for (const flag of ["--map", "--secret-file", "--listen", "--access-key", "--secret-key", "--credentials-file", "--region", "--base-domain", "--config", "--log-level"]) {
+    for (const flag of ["--map", "--secret-file", "--listen", "--access-key", "--secret-key", "--credentials-file", "--region", "--base-domain", "--config", "--log-level", "--small-copies-bytes"]) {
       expect(result.stdout).toContain(flag);
     }
   });
@@ -158,12 +160,13 @@ function startGateway(args: readonly string[], env: NodeJS.ProcessEnv): { child:
 describe("tessera gateway: serving", () => {
   it("starts from a config file, a credentials file and TESSERA_* variables; answers S3; SIGTERM stops it with exit 0", async () => {
     const config = file("gateway.yaml");
-    await writeFile(config, `map: ${file("map.json")}\nlisten: 127.0.0.1:0\nregion: eu-test-1\ncredentialsFile: ${file("credentials.yaml")}\nbaseDomains: [s3.test]\n`);
+    await writeFile(config, `map: ${file("map.json")}\nlisten: 127.0.0.1:0\nregion: eu-test-1\ncredentialsFile: ${file("credentials.yaml")}\nbaseDomains: [s3.test]\nsmallCopiesBytes: 2048\n`);
     const { child, output } = startGateway(["--config", config], { TESSERA_SECRET_FILE: file("secret"), TESSERA_LOG_LEVEL: "info" });
     try {
       const { url, port } = await child.listening(PROCESS_START_TIMEOUT_MS);
       expect(url).toBe(`http://127.0.0.1:${port}`);
       expect(output()).toMatch(/"region":"eu-test-1"/);
+      expect(output()).toContain(`"smallCopiesBytes":2048`);
       // The role's V8 heap tuning, applied and reported (core/role-process.ts).
       expect(output()).toContain(`"heapGrowingPercent":${GATEWAY_HEAP_GROWING_PERCENT}`);
       const unsigned = await fetch(`${url}/`);
