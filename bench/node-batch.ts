@@ -39,6 +39,9 @@ const SHARD_PIECE_BYTES = 64 * KiB;
 /** The inline shard of a 4 KiB object at 4+2: its 1 KiB chunk, frame checksum and header. */
 const INLINE_SHARD_BYTES = KiB + 64;
 const PLACED_SHARDS = 6;
+/** `--copies`: a 4 KiB object's whole copy (one 4 KiB frame, its checksum, the header) on 1 + m = 3 disks. */
+const COPIES_INLINE_BYTES = 4 * KiB + 64;
+const COPIES_PLACED = 3;
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +49,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "8" },
     profile: { type: "string" },
     shards: { type: "boolean", default: false },
+    /** Records of a 4 KiB object stored as copies (k = 1): three placements, the whole object inline. */
+    copies: { type: "boolean", default: false },
     /** KEY=VALUE for the node process (e.g. TESSERA_HEAP_GROWING_PERCENT=0: V8's own heap rule). */
     env: { type: "string", multiple: true, default: [] },
   },
@@ -75,10 +80,10 @@ try {
     contentType: "application/octet-stream",
     userMetadata: {},
     systemMetadata: {},
-    ec: { k: 4, m: 2, blockBytes: MiB, checksumAlgorithm: ChecksumAlgorithm.Crc32c },
-    placement: Array.from({ length: PLACED_SHARDS }, (_, shardIndex) => ({ shardIndex, nodeId: `n${shardIndex + 1}`, diskId })),
+    ec: values.copies ? { k: 1, m: 2, blockBytes: 4 * KiB, checksumAlgorithm: ChecksumAlgorithm.Crc32c, writeQuorum: 3 } : { k: 4, m: 2, blockBytes: MiB, checksumAlgorithm: ChecksumAlgorithm.Crc32c },
+    placement: Array.from({ length: values.copies ? COPIES_PLACED : PLACED_SHARDS }, (_, shardIndex) => ({ shardIndex, nodeId: `n${shardIndex + 1}`, diskId })),
     parts: [],
-    inline: randomBytes(INLINE_SHARD_BYTES),
+    inline: randomBytes(values.copies ? COPIES_INLINE_BYTES : INLINE_SHARD_BYTES),
   });
   const batches = async (): Promise<number> => Number(/tessera_node_requests_total\{[^}]*route="\/v1\/records\/batch"[^}]*\} (\d+)/.exec(await client.metrics())?.[1] ?? 0);
   let stopping = false;
