@@ -13,6 +13,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3
 import { ClusterSecret } from "../../core/internal-auth.js";
 import { HttpNodeClient } from "../../core/http-node-client.js";
 import { AdminClient } from "../../gateway/healer/admin-client.js";
+import { SMALL_COPIES_BYTES_DEFAULT } from "../../gateway/objects/small-objects.js";
 import type { HealerStatus } from "../../gateway/healer/status.js";
 import { applyEdit, readRawMap, writeRawMap } from "../../bin/map-edit.js";
 import { startCluster, type ClusterOptions, type HarnessNode, type TestCluster } from "../cluster-harness.js";
@@ -113,13 +114,13 @@ export interface ObjectSpec {
   readonly sha: string;
 }
 
-/** A body from the PRNG: every size class appears (empty, inline, one stripe, many). */
+/** A body from the PRNG: every size class appears (empty, copies, inline, one stripe, many). */
 export function objectBody(prng: Prng, index: number, bytesMax: number): Buffer {
-  const classes = [0, 1, 64 * KiB, 64 * KiB + 1];
+  const classes = [0, 1, 64 * KiB, 64 * KiB + 1, SMALL_COPIES_BYTES_DEFAULT, SMALL_COPIES_BYTES_DEFAULT + 1];
   const fixed = classes[index];
   if (fixed !== undefined) return prng.bytes(fixed);
   const roll = prng.next();
-  const size = roll < 0.2 ? prng.int(0, 64 * KiB) : roll < 0.7 ? prng.int(64 * KiB, Math.min(bytesMax, MiB)) : prng.int(0, bytesMax);
+  const size = roll < 0.1 ? prng.int(0, SMALL_COPIES_BYTES_DEFAULT) : roll < 0.2 ? prng.int(0, 64 * KiB) : roll < 0.7 ? prng.int(64 * KiB, Math.min(bytesMax, MiB)) : prng.int(0, bytesMax);
   return prng.bytes(size);
 }
 
