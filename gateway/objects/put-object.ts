@@ -226,7 +226,8 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
     const lateMetadata = (await input.finalize?.(encoded.digest)) ?? {};
     const record = objectRecord(input, placement, encoded.digest, lateMetadata, { k, m, blockBytes: encoded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT });
     const report = await commit(encoded.committed, record, encoded.inline);
-    return { record, missingShards: [...new Set([...encoded.missingShards, ...report.missingShards])].sort((a, b) => a - b), olderVersions: report.olderVersions };
+    // Disjoint: a shard that was not written is not among the disks whose record was written.
+    return { record, missingShards: [...encoded.missingShards, ...report.missingShards].sort((a, b) => a - b), olderVersions: report.olderVersions };
   } catch (error) {
     await discardShards(cluster, placement, encoded, input.versionId, 0);
     throw error;

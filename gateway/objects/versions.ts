@@ -223,11 +223,11 @@ function partialVersion(decided: ResolvedVersion, reads: readonly RecordRead[]):
 
 /**
  * The version the quorum's reads decide, or undefined when they cannot (see resolveFromQuorum):
- * every disk asked must have answered, and one of them must be a copies position.
+ * every disk asked must have answered. A copies version (on the first 1 + m shard indexes) is
+ * among them when it exists: k disks always include one of those, since only k - 1 others exist.
  */
 function decideFromQuorum(reads: readonly RecordRead[], quorums: KeyQuorums): ResolvedVersion | undefined {
   if (!reads.every((read) => read.records !== undefined)) return undefined;
-  if (quorums.copies > 0 && !reads.some((read) => read.location.shardIndex < quorums.copies)) return undefined;
   let resolved: ResolvedVersion | undefined;
   try {
     resolved = resolveNewest(reads, quorums);
