@@ -21,16 +21,32 @@ export function locationKey(location: Pick<ShardLocation, "nodeId" | "diskId">):
  */
 export function effectiveMap(map: ClusterMap, out: ReadonlySet<string>): ClusterMap | undefined {
   if (out.size === 0) return map;
+  const cached = effectiveMaps.get(map);
+  if (cached !== undefined && sameSet(cached.out, out)) return cached.effective;
   const nodes = map.nodes
     .map((node) => ({ id: node.id, url: node.url, zone: node.zone, disks: node.disks.filter((disk) => !out.has(`${node.id}/${disk.id}`)).map((disk) => ({ id: disk.id, weight: disk.weight })) }))
     .filter((node) => node.disks.length > 0);
   if (nodes.length === 0) return undefined;
+  let effective: ClusterMap;
   try {
-    return parseClusterMap({ epoch: map.epoch, ec: map.ec, zones: map.zones, nodes }, `map epoch ${map.epoch} without ${out.size} out disks`);
+    effective = parseClusterMap({ epoch: map.epoch, ec: map.ec, zones: map.zones, nodes }, `map epoch ${map.epoch} without ${out.size} out disks`);
   } catch (error) {
     if (isTesseraError(error, "ERR_INVALID_CLUSTER_MAP")) return undefined;
     throw error;
   }
+  const frozenOut = new Set(out);
+  effectiveMaps.set(map, { out: frozenOut, effective });
+  derivedFrom.set(effective, { map, out: frozenOut });
+  return effective;
+}
+
+/** The last effective map made of each map (the healer asks for it on every object). */
+const effectiveMaps = new WeakMap<ClusterMap, { readonly out: ReadonlySet<string>; readonly effective: ClusterMap }>();
+/** Each effective map's map and out disks: narrowTarget places copies by the full map's placement. */
+const derivedFrom = new WeakMap<ClusterMap, { readonly map: ClusterMap; readonly out: ReadonlySet<string> }>();
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((item) => b.has(item));
 }
 
 /** The record's placement ordered by shard index, or undefined if it is not a full set of k + m. */
@@ -50,7 +66,9 @@ export function targetPlacement(placer: Placer | undefined, record: ObjectRecord
   const current = placementByIndex(record);
   if (placer === undefined || current === undefined) return undefined;
   try {
-    const disks = placer.place(Buffer.from(record.objectId, "hex"), { previous: current.map(locationKey) });
+    const objectId = Buffer.from(record.objectId, "hex");
+    if (current.length < placer.map.ec.k + placer.map.ec.m) return narrowTarget(placer, objectId, current);
+    const disks = placer.place(objectId, { previous: current.map(locationKey) });
     return disks.map((disk, shardIndex) => ({ shardIndex, nodeId: disk.nodeId, diskId: disk.diskId }));
   } catch (error) {
     if (error instanceof TesseraError && error.code === "ERR_INVALID_CLUSTER_MAP") return undefined;
@@ -60,4 +78,32 @@ export function targetPlacement(placer: Placer | undefined, record: ObjectRecord
 
 export function placerOf(map: ClusterMap | undefined): Placer | undefined {
   return map === undefined ? undefined : placerFor(map);
+}
+
+/**
+ * An object narrower than the map's code (a small object's 1 + m copies: put-object.ts) lives
+ * on the first disks of the key's placement under the full map, where writers put it and
+ * readers look: the first of them that are not out, so that copies moved off an out disk stay
+ * among the disks a GET asks (a placement of the effective map could put them on disks
+ * outside the key's placement, where no reader looks). With fewer such disks than copies, the
+ * effective map's placement. Disks of `current` among the wanted ones keep their index; the
+ * others' indexes go to the newcomers in placement order.
+ */
+function narrowTarget(placer: Placer, objectId: Uint8Array, current: readonly ShardLocation[]): ShardLocation[] {
+  const origin = derivedFrom.get(placer.map) ?? { map: placer.map, out: new Set<string>() };
+  const live = placerFor(origin.map)
+    .place(objectId)
+    .filter((disk) => !origin.out.has(locationKey(disk)));
+  const wanted = (live.length >= current.length ? live : placer.place(objectId)).slice(0, current.length).map((disk) => ({ nodeId: disk.nodeId, diskId: disk.diskId }));
+  const wantedKeys = new Set(wanted.map(locationKey));
+  // A disk listed twice (a corrupt record) keeps only its first index.
+  const kept = new Set<string>();
+  const keeps = current.map((location) => {
+    const key = locationKey(location);
+    const keep = wantedKeys.has(key) && !kept.has(key);
+    if (keep) kept.add(key);
+    return keep;
+  });
+  const newcomers = wanted.filter((disk) => !kept.has(locationKey(disk)));
+  return current.map((location, at) => (keeps[at] === true ? location : { shardIndex: location.shardIndex, ...(newcomers.shift() as { nodeId: string; diskId: string }) }));
 }

@@ -258,8 +258,9 @@ describe(`healer over memory nodes (seed ${SEED})`, () => {
     // No retry within the test unless the restart brings it (the restarted healer retries at once).
     const cluster = (running = await startMemoryCluster(rawMap(8), { concurrency: 1, retryAfterMs: 600_000 }));
     const objects = await putAll(cluster, prng, 12);
-    const onBoth = (key: string): boolean => ["n1", "n2"].every((id) => cluster.cluster.place(BUCKET, key).locations.some((location) => location.nodeId === id));
-    const key = [...objects.keys()].find(onBoth);
+    // Where its record says (a small object's copies use only the first 1 + m disks).
+    const placements = await Promise.all([...objects.keys()].map(async (key) => ({ key, placement: (await cluster.store.resolve(BUCKET, key)).record.placement })));
+    const key = placements.find(({ placement }) => ["n1", "n2"].every((id) => placement.some((location) => location.nodeId === id)))?.key;
     if (key === undefined) throw new Error(`seed ${SEED}: no object on both n1 and n2`);
     // n2 refuses this object's record writes: its repair ends with the record short there.
     const undo = interceptRecordWrites(cluster.memory.get("n2") as MemoryNode, async (_diskId, record) => {

@@ -173,6 +173,33 @@ describe("target placement", () => {
     }
     expect(effectiveMap(map, new Set())).toBe(map);
   });
+
+  it("places a small object's 1 + m copies on the first disks of the key's placement, where writers put them, and moves only an out disk's copy", () => {
+    const map = sixNodeMap(8);
+    const placer = placerOf(map);
+    const prng = new Prng(SEED + 2);
+    for (let round = 0; round < 200; round++) {
+      const objectId = prng.bytes(16);
+      const placement = placer?.place(objectId) ?? [];
+      const copies = placement.slice(0, 3).map((disk, shardIndex) => ({ shardIndex, nodeId: disk.nodeId, diskId: disk.diskId }));
+      const record = { objectId: objectId.toString("hex"), ec: { k: 1, m: 2 }, placement: copies };
+      // Healthy: already where the healer wants it (a placement of its own width would move most).
+      expect(targetPlacement(placer, record as never)).toEqual(copies);
+      const lost = copies[prng.int(0, 2)] as (typeof copies)[number];
+      const out = new Set([`${lost.nodeId}/${lost.diskId}`]);
+      const target = targetPlacement(placerOf(effectiveMap(map, out)), record as never) ?? [];
+      expect(target).toHaveLength(3);
+      target.forEach((location, index) => {
+        const before = copies[index] as (typeof copies)[number];
+        if (before !== lost) expect(location).toEqual(before);
+        else expect(out.has(`${location.nodeId}/${location.diskId}`)).toBe(false);
+      });
+      expect(new Set(target.map((location) => `${location.nodeId}/${location.diskId}`)).size).toBe(3);
+      // The replacement stays among the key's placement under the full map: the disks a GET asks.
+      const asked = new Set(placement.map((disk) => `${disk.nodeId}/${disk.diskId}`));
+      expect(target.every((location) => asked.has(`${location.nodeId}/${location.diskId}`))).toBe(true);
+    }
+  });
 });
 
 describe("record order of the scan merge", () => {
