@@ -189,7 +189,10 @@ export class ObjectStore {
     await this.requireBucket(input.bucket);
     const placement = this.#cluster.place(input.bucket, input.key);
     const commit = hasCondition(condition) ? conditionalCommit(this.#cluster, placement.locations, condition) : undefined;
-    const copies = this.#asCopies(input.length, placement.locations) ? { fallbackVersionId: () => this.#clock.nextVersionId() } : undefined;
+    // A conditional write is never copies: its lock holds leases on a write quorum of the k + m
+    // disks (lease-lock.ts), not necessarily on every copy's disk, and a copy refused for want of
+    // a lease would fail the write as a conflict (409) where erasure coding needs only k + 1.
+    const copies = commit === undefined && this.#asCopies(input.length, placement.locations) ? { fallbackVersionId: () => this.#clock.nextVersionId() } : undefined;
     const result = await putObject(this.#cluster, placement, { ...input, versionId: this.#clock.nextVersionId(), ...(copies === undefined ? {} : { copies }) }, commit);
     if (result.missingShards.length > 0) this.#repairs.enqueue(input.bucket, input.key, `write missed shards ${result.missingShards.join(",")}`);
     // Disks that stored the record said whether they hold older versions; a disk that did not

@@ -239,7 +239,8 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
  * which must store it (copiesQuorum). When they do not (a node down or failing), the same
  * bytes are stored k + m erasure-coded under a fresh, newer version id: the copies written are
  * removed by commitRecords, and any left behind is an older version, never served as newest.
- * A fenced (conditional) commit that lost its lease is not retried: the condition decides.
+ * A fenced commit that lost its lease is not retried (ObjectStore.put sends conditional writes,
+ * the fenced ones, to erasure coding anyway).
  */
 async function putCopies(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput, fallbackVersionId: () => string, commit: RecordCommit): Promise<PutObjectResult> {
   const { k, m } = cluster.map.ec;

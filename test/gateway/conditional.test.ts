@@ -157,7 +157,7 @@ describe(`conditional writes (seed ${seed})`, () => {
         const results = await race(latentCluster, key, bodies, { IfNoneMatch: "*" });
         const winners = results.flatMap((result, index) => (result === "ok" ? [index] : []));
         expect(winners, `round ${round} seed ${seed}: ${results.join(", ")}`).toHaveLength(1);
-        expect(results.filter((result) => result === "PreconditionFailed 412")).toHaveLength(RACERS - 1);
+        expect(results.filter((result) => result === "PreconditionFailed 412"), `round ${round} seed ${seed}: ${results.join(", ")}`).toHaveLength(RACERS - 1);
         const stored = await bodyOf(await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key })));
         expect(stored.equals(bodies[winners[0] as number] as Buffer), `round ${round} seed ${seed}`).toBe(true);
       }

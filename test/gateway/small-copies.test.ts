@@ -112,6 +112,13 @@ describe(`small objects stored as copies (seed ${SEED})`, () => {
     expect((await get("k")).equals(bytes)).toBe(true);
   });
 
+  it("a conditional PUT of a small object is erasure-coded: its lock need not hold a lease on every copy's disk", async () => {
+    await f.store.put({ bucket: BUCKET, key: "k", body: bodyOf(Buffer.from("if absent")), length: 9, userMetadata: {}, systemMetadata: {} }, { ifNoneMatch: true });
+    const holders = (await Promise.all(f.nodes.map((node) => node.inner.getRecords("d0", BUCKET, "k")))).filter((records) => records.length === 1);
+    expect(holders.map(([record]) => record?.ec.k)).toEqual([4, 4, 4, 4, 4, 4]);
+    expect((await get("k")).toString()).toBe("if absent");
+  });
+
   it("a copies disk the failure detector holds unusable sends a small PUT straight to erasure coding", async () => {
     const shards = byShard(f, BUCKET, "k");
     f.suspects.nodes.add((shards[2] as (typeof shards)[number]).nodeId);
