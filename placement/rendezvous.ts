@@ -361,24 +361,28 @@ class RendezvousPlacer implements Placer {
 
   /** Disks of `previous` that are still chosen keep their index; newcomers fill the rest. */
   #keepPrevious(ordered: readonly number[], previous: readonly string[]): number[] {
-    const chosen = new Set(ordered);
-    const result: number[] = new Array<number>(previous.length).fill(-1);
-    const kept = new Set<number>();
-    previous.forEach((key, shard) => {
-      const disk = this.#layout.indexByKey.get(key);
-      // A key listed twice (a corrupt record) keeps only its first index.
-      if (disk !== undefined && chosen.has(disk) && !kept.has(disk)) {
-        result[shard] = disk;
-        kept.add(disk);
-      }
-    });
-    const newcomers = ordered.filter((disk) => !kept.has(disk));
-    for (let shard = 0; shard < result.length; shard++) {
-      if (result[shard] === -1) result[shard] = newcomers.shift() ?? -1;
-    }
-    assert(newcomers.length === 0 && !result.includes(-1), "every vacated index gets exactly one newcomer");
-    return result;
+    return keepPreviousIndexes(ordered, previous.map((key) => this.#layout.indexByKey.get(key)));
   }
+}
+
+/**
+ * `ordered` (the disks chosen, in shard order) renumbered so that each disk also in `previous`
+ * keeps its index there; the vacated indexes go to the other chosen disks, in their order. A
+ * disk listed twice in `previous` (a corrupt record) keeps only its first index; an entry not
+ * chosen (or undefined: unknown to the map) is vacated. Both have the same length.
+ */
+export function keepPreviousIndexes<T>(ordered: readonly T[], previous: readonly (T | undefined)[]): T[] {
+  const chosen = new Set(ordered);
+  const kept = new Set<T>();
+  const slots = previous.map((item) => {
+    if (item === undefined || !chosen.has(item) || kept.has(item)) return undefined;
+    kept.add(item);
+    return item;
+  });
+  const newcomers = ordered.filter((item) => !kept.has(item));
+  const result = slots.map((item) => item ?? newcomers.shift());
+  assert(newcomers.length === 0 && result.every((item) => item !== undefined), "every vacated index gets exactly one newcomer");
+  return result as T[];
 }
 
 /** Lexicographic (used, time, index), lower first: the greedy's order, ties included. */

@@ -9,7 +9,7 @@
 import { TesseraError, isTesseraError } from "../../core/errors.js";
 import type { ObjectRecord, ShardLocation } from "../../core/storage-api.js";
 import { parseClusterMap, type ClusterMap } from "../../placement/cluster-map.js";
-import { placerFor, type Placer } from "../../placement/rendezvous.js";
+import { keepPreviousIndexes, placerFor, type Placer } from "../../placement/rendezvous.js";
 
 export function locationKey(location: Pick<ShardLocation, "nodeId" | "diskId">): string {
   return `${location.nodeId}/${location.diskId}`;
@@ -95,15 +95,7 @@ function narrowTarget(placer: Placer, objectId: Uint8Array, current: readonly Sh
     .place(objectId)
     .filter((disk) => !origin.out.has(locationKey(disk)));
   const wanted = (live.length >= current.length ? live : placer.place(objectId)).slice(0, current.length).map((disk) => ({ nodeId: disk.nodeId, diskId: disk.diskId }));
-  const wantedKeys = new Set(wanted.map(locationKey));
-  // A disk listed twice (a corrupt record) keeps only its first index.
-  const kept = new Set<string>();
-  const keeps = current.map((location) => {
-    const key = locationKey(location);
-    const keep = wantedKeys.has(key) && !kept.has(key);
-    if (keep) kept.add(key);
-    return keep;
-  });
-  const newcomers = wanted.filter((disk) => !kept.has(locationKey(disk)));
-  return current.map((location, at) => (keeps[at] === true ? location : { shardIndex: location.shardIndex, ...(newcomers.shift() as { nodeId: string; diskId: string }) }));
+  const byKey = new Map(wanted.map((disk) => [locationKey(disk), disk]));
+  const keys = keepPreviousIndexes([...byKey.keys()], current.map(locationKey));
+  return keys.map((key, shardIndex) => ({ shardIndex, ...(byKey.get(key) as { nodeId: string; diskId: string }) }));
 }

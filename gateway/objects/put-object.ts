@@ -115,17 +115,8 @@ export interface EncodedShards {
 
 /** Streams the body through the erasure encoder onto the placement's disks (or into memory). */
 export async function encodeShards(cluster: Cluster, placement: ObjectPlacement, input: EncodeShardsInput): Promise<EncodedShards> {
-  const { k, m, blockSize } = cluster.map.ec;
-  const params: EncodeParams = {
-    checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT,
-    k,
-    m,
-    blockBytes: chooseBlockBytes(input.length, k, blockSize),
-    partNumber: input.partNumber,
-    objectLength: input.length,
-    objectId: placement.objectId,
-    versionId: Buffer.from(input.versionId, "hex"),
-  };
+  const { k, m } = cluster.map.ec;
+  const params = encodeParams(cluster, placement, input.length, input.versionId, input.partNumber, k);
   assert(!input.inline || input.partNumber === 0, "parts are never inline: a completed object's record lists them");
   if (input.inline) {
     const { digest, inline } = await encodeInline(params, input.body, input.observe);
@@ -150,6 +141,21 @@ export async function encodeShards(cluster: Cluster, placement: ObjectPlacement,
   const committed = placement.locations.filter((location) => encoded.shardErrors[location.shardIndex] === undefined);
   const missingShards = placement.locations.filter((location) => !committed.includes(location)).map((location) => location.shardIndex);
   return { digest: await md5.digest(), blockBytes: params.blockBytes, committed, missingShards };
+}
+
+/** How `length` bytes of the placement's object are encoded under the map's m and a code of `k` data chunks. */
+function encodeParams(cluster: Cluster, placement: ObjectPlacement, length: number, versionId: string, partNumber: number, k: number): EncodeParams {
+  const { m, blockSize } = cluster.map.ec;
+  return {
+    checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT,
+    k,
+    m,
+    blockBytes: chooseBlockBytes(length, k, blockSize),
+    partNumber,
+    objectLength: length,
+    objectId: placement.objectId,
+    versionId: Buffer.from(versionId, "hex"),
+  };
 }
 
 /**
@@ -239,23 +245,12 @@ export async function putObject(cluster: Cluster, placement: ObjectPlacement, in
  * which must store it (copiesQuorum). When they do not (a node down or failing), the same
  * bytes are stored k + m erasure-coded under a fresh, newer version id: the copies written are
  * removed by commitRecords, and any left behind is an older version, never served as newest.
- * A fenced commit that lost its lease is not retried (ObjectStore.put sends conditional writes,
- * the fenced ones, to erasure coding anyway).
+ * (Conditional writes, the fenced ones, are never copies: ObjectStore.put.)
  */
 async function putCopies(cluster: Cluster, placement: ObjectPlacement, input: PutObjectInput, fallbackVersionId: () => string, commit: RecordCommit): Promise<PutObjectResult> {
   const { k, m } = cluster.map.ec;
   assert(input.length <= INLINE_OBJECT_BYTES_MAX, "only small objects are stored as copies: in their records");
-  const params = (versionId: string, ecK: number): EncodeParams => ({
-    checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT,
-    k: ecK,
-    m,
-    blockBytes: chooseBlockBytes(input.length, ecK, cluster.map.ec.blockSize),
-    partNumber: 0,
-    objectLength: input.length,
-    objectId: placement.objectId,
-    versionId: Buffer.from(versionId, "hex"),
-  });
-  const asCopies = params(input.versionId, 1);
+  const asCopies = encodeParams(cluster, placement, input.length, input.versionId, 0, 1);
   const { digest, inline, data } = await encodeInline(asCopies, input.body, input.observe);
   const lateMetadata = (await input.finalize?.(digest)) ?? {};
   const copies = placement.locations.slice(0, 1 + m);
@@ -264,10 +259,10 @@ async function putCopies(cluster: Cluster, placement: ObjectPlacement, input: Pu
     const report = await commit(copies, record, inline);
     return { record, missingShards: report.missingShards, olderVersions: report.olderVersions };
   } catch (error) {
-    if (!isTesseraError(error, "ERR_WRITE_QUORUM") || error.details.fenced === true) throw error;
+    if (!isTesseraError(error, "ERR_WRITE_QUORUM")) throw error;
   }
   const versionId = fallbackVersionId();
-  const coded = params(versionId, k);
+  const coded = encodeParams(cluster, placement, input.length, versionId, 0, k);
   const shards = await inlineShards(coded, data);
   const fallback = objectRecord({ ...input, versionId }, placement, digest, lateMetadata, { k, m, blockBytes: coded.blockBytes, checksumAlgorithm: CHECKSUM_ALGORITHM_DEFAULT });
   const report = await commit(placement.locations, fallback, shards);
