@@ -13,6 +13,7 @@ import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
 import { assert } from "./assert.js";
 import { readableChunks } from "./readable-chunks.js";
+import { RecordChannelClient } from "./record-channel-client.js";
 import { BATCH_ITEM_BYTES_MAX, RecordBatcher, getRecordsOp, putRecordOp, type BatchResultWire } from "./record-batch.js";
 import { TesseraError, isTesseraError, requireArgument } from "./errors.js";
 import { SHARD_HEADER_BYTES } from "./limits.js";
@@ -223,6 +224,8 @@ export class HttpNodeClient implements StorageNode {
   #refusedAt: number | undefined;
   /** Record reads and writes to this node, sent in batches under load (core/record-batch.ts). */
   readonly #batcher = new RecordBatcher((body, count) => this.#sendBatch(body, count));
+  /** The connection batches travel on (core/record-channel.ts), HTTP if the node predates it. */
+  readonly #channel: RecordChannelClient;
 
   constructor(options: HttpNodeClientOptions) {
     requireArgument(NAME_ID_PATTERN.test(options.nodeId), "nodeId", `must match ${NAME_ID_PATTERN}, got ${JSON.stringify(options.nodeId)}`);
@@ -237,14 +240,26 @@ export class HttpNodeClient implements StorageNode {
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       strictContentLength: true,
     });
+    this.#channel = new RecordChannelClient({
+      nodeId: this.nodeId,
+      url: this.url,
+      secret: this.#secret,
+      connectTimeoutMs: positiveOption(options.connectTimeoutMs, CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
+      answerTimeoutMs: positiveOption(options.headersTimeoutMs, HEADERS_TIMEOUT_MS, "headersTimeoutMs"),
+      idleTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      refusal: (status, text) => errorFromStatus(this.nodeId, status, text, `GET ${ROUTES.recordChannel}`),
+      onRefused: () => (this.#refusedAt = Date.now()),
+      onAnswered: () => (this.#refusedAt = undefined),
+    });
   }
 
   refusing(): boolean {
     return this.#refusedAt !== undefined && Date.now() - this.#refusedAt < REFUSED_HINT_MS;
   }
 
-  /** Closes the pool's connections once in-flight requests finish. */
+  /** Closes the pool's connections once in-flight requests finish, and the record channel. */
   async close(): Promise<void> {
+    this.#channel.close();
     await this.#pool.close();
   }
 
@@ -307,7 +322,7 @@ export class HttpNodeClient implements StorageNode {
   }
 
   async #sendBatch(body: string, count: number): Promise<readonly BatchResultWire[]> {
-    const answer = await this.#json("POST", ROUTES.recordBatch, { kind: "json", value: undefined, text: body });
+    const answer = (await this.#channelBatch(body)) ?? (await this.#json("POST", ROUTES.recordBatch, { kind: "json", value: undefined, text: body }));
     const results = typeof answer === "object" && answer !== null && "results" in answer && Array.isArray(answer.results) ? (answer.results as unknown[]) : undefined;
     if (results === undefined || results.length !== count) throw this.#badResponse(`batch: expected ${count} results`);
     return results.map((result, index) => {
@@ -316,6 +331,28 @@ export class HttpNodeClient implements StorageNode {
       if (error === undefined || typeof error.code !== "string") throw this.#badResponse(`batch: result ${index} is neither ok nor an error`);
       return { error: { code: error.code, message: error.message, details: error.details } };
     });
+  }
+
+  /**
+   * A batch over the record channel: the node's answer parsed, undefined if the node does not
+   * serve channels. A whole-batch refusal ({"error": ...}) throws it, as its HTTP status would.
+   */
+  async #channelBatch(body: string): Promise<unknown> {
+    const payload = await this.#channel.exchange(Buffer.from(body, "utf8"));
+    if (payload === undefined) return undefined;
+    let answer: unknown;
+    try {
+      answer = JSON.parse(payload.toString("utf8"));
+    } catch {
+      throw this.#badResponse("record channel: an answer is not JSON");
+    }
+    if (typeof answer === "object" && answer !== null && "error" in answer) {
+      const wire = wireErrorOf(answer.error);
+      const details = { ...(wire?.details ?? {}), nodeId: this.nodeId };
+      if (wire !== undefined && isErrorCode(wire.code)) throw new TesseraError(wire.code, wire.message, details);
+      throw this.#badResponse("record channel: an error answer without a known code");
+    }
+    return answer;
   }
 
   async deleteRecord(diskId: string, bucket: string, key: string, versionId: HexId): Promise<boolean> {
@@ -466,19 +503,24 @@ export class HttpNodeClient implements StorageNode {
     } catch {
       // The status alone still says what happened.
     }
-    const wire = parseWireError(text);
-    const details = { ...(wire?.details ?? {}), nodeId: this.nodeId, status: response.statusCode };
-    if (wire !== undefined && isErrorCode(wire.code)) return new TesseraError(wire.code, wire.message, details);
-    const shown = text.slice(0, ERROR_TEXT_CHARS_SHOWN);
-    const message = `node ${this.nodeId}: ${what} answered HTTP ${response.statusCode}: ${shown}`;
-    if (response.statusCode === 401) return new TesseraError("ERR_UNAUTHORIZED", message, details);
-    if (response.statusCode >= 500) return new TesseraError("ERR_NODE_UNAVAILABLE", message, details);
-    return new TesseraError("ERR_INVALID_ARGUMENT", message, details);
+    return errorFromStatus(this.nodeId, response.statusCode, text, what);
   }
 
   #badResponse(problem: string): TesseraError {
     return new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId}: bad response: ${problem}`, { nodeId: this.nodeId });
   }
+}
+
+/** A node's refusal (status and body text) as the TesseraError it stands for. */
+function errorFromStatus(nodeId: string, status: number, text: string, what: string): TesseraError {
+  const wire = parseWireError(text);
+  const details = { ...(wire?.details ?? {}), nodeId, status };
+  if (wire !== undefined && isErrorCode(wire.code)) return new TesseraError(wire.code, wire.message, details);
+  const shown = text.slice(0, ERROR_TEXT_CHARS_SHOWN);
+  const message = `node ${nodeId}: ${what} answered HTTP ${status}: ${shown}`;
+  if (status === 401) return new TesseraError("ERR_UNAUTHORIZED", message, details);
+  if (status >= 500) return new TesseraError("ERR_NODE_UNAVAILABLE", message, details);
+  return new TesseraError("ERR_INVALID_ARGUMENT", message, details);
 }
 
 function parseWireError(text: string): { code: unknown; message: string; details: Record<string, unknown> } | undefined {

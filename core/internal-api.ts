@@ -82,6 +82,8 @@ export const ROUTES = {
   recordByPlacement: "/v1/disks/:diskId/records/by-placement",
   /** getRecords and putRecord on any of the node's disks, several at once (core/record-batch.ts). */
   recordBatch: "/v1/records/batch",
+  /** The same batches as frames on one upgraded connection (core/record-channel.ts). */
+  recordChannel: "/v1/records/channel",
   leaseAcquire: "/v1/disks/:diskId/leases/acquire",
   leaseRelease: "/v1/disks/:diskId/leases/release",
   bucket: "/v1/buckets/:bucket",

@@ -264,6 +264,20 @@ export class RequestVerifier {
     this.#nonces.add(nonce, signedAt + this.#skewMs, now);
     return contentSha256;
   }
+
+  /** The frame key of a record channel opened by a request that verify() accepted with `nonce`. */
+  channelKey(nonce: string): Buffer {
+    return channelKey(this.#secret, this.#nodeId, nonce);
+  }
+}
+
+/**
+ * The key of one record channel's request-frame MACs (core/record-channel.ts): derived from
+ * the secret, the node and the nonce of the signed request that opened the channel, so every
+ * channel has its own key and frames cannot be moved from one channel to another.
+ */
+export function channelKey(secret: ClusterSecret, nodeId: string, nonce: string): Buffer {
+  return secret.mac(`TESSERA-RECORD-CHANNEL-V1\n${nodeId}\n${nonce}`);
 }
 
 /** Throws ERR_UNAUTHORIZED unless `body` hashes to the signed content hash. */

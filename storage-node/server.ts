@@ -6,6 +6,7 @@
  * are bounded by RECORD_BODY_BYTES_MAX and held to their signed hash.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { AssertionError, assert } from "../core/assert.js";
@@ -37,6 +38,7 @@ import { EMPTY_BODY_SHA256, UNSIGNED_STREAMING, checkBodyHash, type RequestVerif
 import { batchOpsFromWire, type BatchOp, type BatchResultWire } from "../core/record-batch.js";
 import type { ObjectRecord, StorageNode } from "../core/storage-api.js";
 import { NodeMetrics } from "./metrics.js";
+import { RecordChannelServer } from "./record-channel-server.js";
 import { releaseShardPiece } from "./shard-files.js";
 
 /** Keep-alive of idle connections; above the client's KEEP_ALIVE_TIMEOUT_MS so the client closes first. */
@@ -335,6 +337,8 @@ export class StorageServer {
   readonly #signedHashes = new WeakMap<IncomingMessage, string>();
   /** Node operations in flight, awaited (bounded) on shutdown before the node closes. */
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Record batches on upgraded connections (core/record-channel.ts). */
+  readonly #channels: RecordChannelServer;
   #closing: Promise<void> | undefined;
 
   constructor(options: StorageServerOptions) {
@@ -358,6 +362,14 @@ export class StorageServer {
       exposeHeadRoutes: false,
     });
     this.app.server.headersTimeout = SERVER_HEADERS_TIMEOUT_MS;
+    this.#channels = new RecordChannelServer({
+      verifier: this.#verifier,
+      log: this.#log,
+      metrics: this.metrics,
+      idleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
+      runBatch: (payload) => this.#channelBatch(payload),
+    });
+    this.app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#channels.handleUpgrade(request, socket, head));
     this.#installHooks();
     this.#installJsonParser();
     this.#installShardRoutes();
@@ -388,10 +400,11 @@ export class StorageServer {
 
   async #close(): Promise<void> {
     const closed = this.app.close().catch((error: unknown) => this.#log.warn({ err: error }, "closing the HTTP server failed"));
-    const drained = Promise.all([closed, this.#settled()]);
+    const drained = Promise.all([closed, this.#channels.close(), this.#settled()]);
     if (await withinMs(drained, SHUTDOWN_DRAIN_MS)) return;
     this.#log.warn({ inFlight: this.#inFlight.size }, `in-flight requests still running after ${SHUTDOWN_DRAIN_MS} ms: cutting their connections`);
     this.app.server.closeAllConnections();
+    this.#channels.destroyAll();
     if (!(await withinMs(drained, SHUTDOWN_ABORT_MS))) {
       this.#log.error({ inFlight: this.#inFlight.size }, `node operations still running ${SHUTDOWN_ABORT_MS} ms after the cut; closing anyway`);
     }
@@ -546,10 +559,7 @@ export class StorageServer {
       return await this.#call(this.#node.putRecord(diskId, record, fence));
     });
     this.app.post(ROUTES.recordBatch, json, async (request, reply) => {
-      const ops = batchOpsFromWire(request.body);
-      // Each result is JSON text already: stored records go out as stored (#batchOpJson).
-      const results = await Promise.all(ops.map((op) => this.#batchOpJson(op)));
-      return reply.type("application/json; charset=utf-8").send(`{"results":[${results.join(",")}]}`);
+      return reply.type("application/json; charset=utf-8").send(await this.#runBatch(request.body));
     });
     this.app.post<DiskParams>(ROUTES.recordGet, json, async (request) => {
       const diskId = parseDiskId(request.params.diskId);
@@ -575,6 +585,38 @@ export class StorageServer {
       const page = await this.#call(this.#node.listRecordsByPlacement(diskId, placementQueryFromWire(request.body)));
       return { ...page, records: toWire(page.records) };
     });
+  }
+
+  /** A batch's answer text: each result is JSON text already (#batchOpJson). */
+  async #runBatch(body: unknown): Promise<string> {
+    const ops = batchOpsFromWire(body);
+    const results = await Promise.all(ops.map((op) => this.#batchOpJson(op)));
+    return `{"results":[${results.join(",")}]}`;
+  }
+
+  /**
+   * A batch from a record channel: its answer, or the error that refused it whole as
+   * {"error": ...} (the channel goes on). A broken invariant is fatal, as on any route.
+   */
+  async #channelBatch(payload: Buffer): Promise<string> {
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString("utf8"));
+      } catch {
+        throw invalidBody("a record channel frame is not JSON");
+      }
+      return await this.#runBatch(body);
+    } catch (error) {
+      const { body } = toWireError(error);
+      if (error instanceof AssertionError) {
+        this.#log.fatal({ err: error }, "invariant broken");
+        this.#onFatal(error);
+      } else if (body.code === "ERR_INTERNAL") {
+        this.#log.error({ err: error }, "record channel batch failed");
+      }
+      return JSON.stringify({ error: body });
+    }
   }
 
   /**

@@ -637,7 +637,8 @@ describe("record batches (core/record-batch.ts) against a real node", () => {
     expect(noDisk?.status === "rejected" && isTesseraError(noDisk.reason, "ERR_NOT_FOUND")).toBe(true);
     expect(badKey?.status === "rejected" ? badKey.reason : badKey).toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
     const text = await client.metrics();
-    const batches = [...text.matchAll(/tessera_node_requests_total\{route="\/v1\/records\/batch",method="POST",status="200"\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+    // Batches travel as frames on the record channel (core/record-channel.ts).
+    const batches = [...text.matchAll(/tessera_node_requests_total\{route="\/v1\/records\/batch",method="FRAME",status="200"\} (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
     // 82 operations; at most BATCHES_IN_FLIGHT_MAX go alone before the rest queue behind them.
     expect(batches).toBeGreaterThan(0);
     expect(batches).toBeLessThan(20);
