@@ -34,6 +34,7 @@ import {
   shardListPath,
   recordListFromWire,
   recordToWire,
+  recordWireJson,
   recordsPath,
   shardPath,
   ROUTES,
@@ -296,11 +297,13 @@ export class HttpNodeClient implements StorageNode {
   // --- Records --------------------------------------------------------------------------
 
   async putRecord(diskId: string, record: ObjectRecord, fence?: LeaseFence): Promise<PutRecordReply> {
-    const wire = recordToWire(record);
     let body: unknown;
-    const op = fence === undefined ? putRecordOp(diskId, wire) : undefined;
+    const op = fence === undefined ? putRecordOp(diskId, recordWireJson(record)) : undefined;
     if (op !== undefined && op.length <= BATCH_ITEM_BYTES_MAX) body = await this.#batched(op);
-    else body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value: fence === undefined ? { record: wire } : { record: wire, fence } });
+    else {
+      const wire = recordToWire(record);
+      body = await this.#json("PUT", recordsPath(diskId), { kind: "json", value: fence === undefined ? { record: wire } : { record: wire, fence } });
+    }
     const result = typeof body === "object" && body !== null && "result" in body ? body.result : undefined;
     if (result !== "stored" && result !== "unchanged" && result !== "superseded") throw this.#badResponse("putRecord: result is not stored/unchanged/superseded");
     const olderVersions = typeof body === "object" && body !== null && "olderVersions" in body ? body.olderVersions : undefined;

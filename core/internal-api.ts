@@ -302,6 +302,20 @@ export function recordToWire(record: ObjectRecord): ObjectRecordWire {
   return inline === undefined ? rest : { ...rest, inline: inline.toString("base64") };
 }
 
+/**
+ * JSON.stringify(recordToWire(record)), the same text, with the inline payload's base64 put in
+ * as it is: base64 needs no escaping, and JSON.stringify scanning it for characters to escape
+ * cost about 14 µs per 4 KiB object's record against 3 µs spliced (issue 7). Used where a
+ * record is serialized on every small PUT: the gateway's record writes and the node's store.
+ */
+export function recordWireJson(record: ObjectRecord): string {
+  const { inline, ...rest } = record;
+  const json = JSON.stringify(rest);
+  if (inline === undefined) return json;
+  const payload = `"inline":"${inline.toString("base64")}"`;
+  return json === "{}" ? `{${payload}}` : `${json.slice(0, -1)},${payload}}`;
+}
+
 function placementFromWire(value: unknown, where: string): ShardLocation {
   const fields = new Fields(value, where);
   return { shardIndex: fields.integer("shardIndex", 0, SHARD_INDEX_MAX), nodeId: fields.string("nodeId"), diskId: fields.string("diskId") };

@@ -142,6 +142,7 @@ export function getRecordsOp(diskId: string, bucket: string, key: string): strin
   return JSON.stringify({ op: "getRecords", diskId, bucket, key });
 }
 
-export function putRecordOp(diskId: string, wireRecord: unknown): string {
-  return JSON.stringify({ op: "putRecord", diskId, record: wireRecord });
+/** `recordJson` is the record's wire JSON text (recordWireJson), put in as it is. */
+export function putRecordOp(diskId: string, recordJson: string): string {
+  return `{"op":"putRecord","diskId":${JSON.stringify(diskId)},"record":${recordJson}}`;
 }

@@ -6,6 +6,7 @@
 import { isChecksumAlgorithm } from "../core/checksum.js";
 import { assert } from "../core/assert.js";
 import { requireArgument } from "../core/errors.js";
+import { recordWireJson } from "../core/internal-api.js";
 import { BLOCK_BYTES_MAX, EC_K_MAX, EC_M_MAX, OBJECT_BYTES_MAX, OBJECT_KEY_BYTES_MAX } from "../core/limits.js";
 import {
   HEX_ID_PATTERN,
@@ -241,17 +242,11 @@ interface StoredRecord extends Omit<ObjectRecord, "inline"> {
 }
 
 /**
- * Record bytes as stored: a format byte, then JSON with the inline payload in base64, last.
- * The payload is spliced in as text after the rest is serialized: JSON.stringify scanning a
- * long base64 string for characters to escape (it has none) took half of a 4 KiB object's
- * record encoding.
+ * Record bytes as stored: a format byte, then the record's wire JSON with the inline payload
+ * in base64, last (recordWireJson: spliced in as text, not scanned by JSON.stringify).
  */
 export function encodeRecord(record: ObjectRecord): Buffer {
-  const { inline, ...rest } = record;
-  const json = JSON.stringify(rest);
-  if (inline === undefined) return Buffer.from(RECORD_FORMAT_PREFIX + json, "utf8");
-  assert(json.endsWith("}"), "a record serializes as a JSON object");
-  return Buffer.from(`${RECORD_FORMAT_PREFIX}${json.slice(0, -1)},"inline":"${inline.toString("base64")}"}`, "utf8");
+  return Buffer.from(RECORD_FORMAT_PREFIX + recordWireJson(record), "utf8");
 }
 
 /** A stored record's JSON text: its wire form, byte for byte (see encodeRecord). */

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { isTesseraError } from "../../core/errors.js";
-import { recordFromWire, recordToWire } from "../../core/internal-api.js";
+import { recordFromWire, recordToWire, recordWireJson } from "../../core/internal-api.js";
+import { putRecordOp } from "../../core/record-batch.js";
+import type { ObjectRecord } from "../../core/storage-api.js";
 import { Prng } from "../prng.js";
 import { contractRecord } from "../storage-contract.js";
 
@@ -30,5 +32,17 @@ describe("records on the wire", () => {
       }
       expect(isTesseraError(error, "ERR_INVALID_ARGUMENT"), bad).toBe(true);
     }
+  });
+
+  it("serializes a record as JSON.stringify of its wire form, character for character, with the payload spliced in", () => {
+    for (let round = 0; round < 50; round++) {
+      const base = contractRecord(prng, { bucket: "b", key: `k${round}\u00e9"\\` });
+      const record: ObjectRecord = round % 3 === 0 ? base : { ...base, inline: prng.bytes(prng.int(0, 5000)) };
+      const expected = JSON.stringify(recordToWire(record));
+      expect(recordWireJson(record)).toBe(expected);
+      expect(putRecordOp("d-0", recordWireJson(record))).toBe(JSON.stringify({ op: "putRecord", diskId: "d-0", record: recordToWire(record) }));
+    }
+    // The splice's one edge: nothing but the payload.
+    expect(recordWireJson({ inline: Buffer.from("hi") } as unknown as ObjectRecord)).toBe('{"inline":"aGk="}');
   });
 });
