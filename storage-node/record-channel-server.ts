@@ -9,11 +9,11 @@
  * channel goes on, as an HTTP 400 leaves a keep-alive connection open.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { TesseraError, isTesseraError } from "../core/errors.js";
-import { HTTP_STATUS_BY_CODE, RECORD_BODY_BYTES_MAX, ROUTES, type WireError } from "../core/internal-api.js";
+import { RECORD_BODY_BYTES_MAX, ROUTES, type WireError } from "../core/internal-api.js";
 import { AUTH_HEADERS, EMPTY_BODY_SHA256, type RequestVerifier } from "../core/internal-auth.js";
 import { CHANNEL_FRAMES_IN_FLIGHT_MAX, CHANNEL_PROTOCOL, FRAME_MAC_BYTES, FrameReader, encodeFrame, frameMac } from "../core/record-channel.js";
 import type { NodeMetrics } from "./metrics.js";
@@ -29,13 +29,14 @@ export interface RecordChannelServerOptions {
   readonly idleTimeoutMs: number;
   /** Runs one batch payload; resolves with the answer payload (never rejects for a bad batch). */
   readonly runBatch: (payload: Buffer) => Promise<string>;
+  /** The server's one mapping of an error to its status and wire body. */
+  readonly toWireError: (error: unknown) => { status: number; body: WireError };
 }
 
 /** Writes an HTTP error response on a socket that asked to upgrade, and closes it. */
 function refuse(socket: Duplex, status: number, body: WireError): void {
   const text = JSON.stringify(body);
-  socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 404 ? "Not Found" : status === 503 ? "Service Unavailable" : "Bad Request"}\r\n` +
-    `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
 }
 
 class ServerChannel {
@@ -148,9 +149,9 @@ export class RecordChannelServer {
       const signed = this.#options.verifier.verify("GET", url, request.headers);
       if (signed !== EMPTY_BODY_SHA256) throw new TesseraError("ERR_UNAUTHORIZED", "internal request refused: the channel opening takes no body; sign the empty body", { reason: "body" });
     } catch (error) {
-      const wire = isTesseraError(error) ? { code: error.code, message: error.message, details: { ...error.details } } : { code: "ERR_INTERNAL" as const, message: String(error), details: {} };
       if (isTesseraError(error, "ERR_UNAUTHORIZED")) this.#options.metrics.authFailures.inc();
-      refuse(socket, isTesseraError(error) ? HTTP_STATUS_BY_CODE[error.code] : 500, wire);
+      const { status, body } = this.#options.toWireError(error);
+      refuse(socket, status, body);
       return;
     }
     const key = this.#options.verifier.channelKey(request.headers[AUTH_HEADERS.nonce] as string);

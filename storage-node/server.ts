@@ -368,6 +368,7 @@ export class StorageServer {
       metrics: this.metrics,
       idleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
       runBatch: (payload) => this.#channelBatch(payload),
+      toWireError,
     });
     this.app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#channels.handleUpgrade(request, socket, head));
     this.#installHooks();
