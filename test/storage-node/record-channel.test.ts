@@ -4,16 +4,20 @@
  * shutdown, and the fall back to HTTP batches for a node that predates channels. Seeded.
  */
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { isTesseraError } from "../../core/errors.js";
 import { HttpNodeClient } from "../../core/http-node-client.js";
 import { ROUTES } from "../../core/internal-api.js";
-import { AUTH_HEADERS, ClusterSecret, EMPTY_BODY_SHA256, channelKey, signRequest } from "../../core/internal-auth.js";
+import { AUTH_HEADERS, ClusterSecret, EMPTY_BODY_SHA256, RequestVerifier, channelKey, signRequest } from "../../core/internal-auth.js";
 import { getRecordsOp } from "../../core/record-batch.js";
 import { CHANNEL_PROTOCOL, FRAME_LENGTH_BYTES, FRAME_MAC_BYTES, FrameReader, encodeFrame, frameMac } from "../../core/record-channel.js";
+import { pino } from "pino";
+import type { StorageNode } from "../../core/storage-api.js";
+import { NodeMetrics } from "../../storage-node/metrics.js";
+import { RecordChannelServer } from "../../storage-node/record-channel-server.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { contractRecord } from "../storage-contract.js";
 import { startNode, useNodeHarness, type NodeProcess } from "./harness.js";
@@ -305,6 +309,53 @@ describe("a node that does not serve record channels", () => {
       expect(seen).toEqual([`UPGRADE ${ROUTES.recordChannel}`, `POST ${ROUTES.recordBatch}`, `POST ${ROUTES.recordBatch}`]);
     } finally {
       await client.close();
+      server.close();
+    }
+  });
+});
+
+// --- Order of answers, with batches that finish out of order (in process) ---------------------
+
+describe("RecordChannelServer", () => {
+  it("answers frames in the order they came, however their batches finish", async () => {
+    const secret = ClusterSecret.fromBytes(prng.bytes(32));
+    // Each batch resolves after a delay that runs against its order: the last sent finishes first.
+    const frames = 12;
+    const channels = new RecordChannelServer({
+      verifier: new RequestVerifier({ secret, nodeId: "n1" }),
+      log: pino({ level: "silent" }),
+      metrics: new NodeMetrics({} as StorageNode),
+      idleTimeoutMs: SOCKET_WAIT_MS,
+      runBatch: async (payload) => {
+        const { index } = JSON.parse(payload.toString()) as { index: number };
+        await delay((frames - index) * 15);
+        return JSON.stringify({ answered: index });
+      },
+      toWireError: () => ({ status: 500, body: { code: "ERR_INTERNAL", message: "unexpected", details: {} } }),
+    });
+    const server = createServer((_request, response) => response.writeHead(404).end());
+    server.on("upgrade", (request: IncomingMessage, socket: Socket, head: Buffer) => channels.handleUpgrade(request, socket, head));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    try {
+      const signed = signRequest(secret, { nodeId: "n1", method: "GET", pathAndQuery: ROUTES.recordChannel, contentSha256: EMPTY_BODY_SHA256 });
+      const opening = httpRequest({ host: "127.0.0.1", port, path: ROUTES.recordChannel, headers: { ...signed, connection: "Upgrade", upgrade: CHANNEL_PROTOCOL } });
+      opening.end();
+      const [, socket] = (await once(opening, "upgrade")) as [IncomingMessage, Socket];
+      const key = channelKey(secret, "n1", signed[AUTH_HEADERS.nonce] as string);
+      const reader = new FrameReader(0, 1024);
+      const answers: number[] = [];
+      socket.on("data", (piece: Buffer) => answers.push(...reader.push(piece).map((frame) => (JSON.parse(frame.payload.toString()) as { answered: number }).answered)));
+      for (let index = 0; index < frames; index++) {
+        const payload = Buffer.from(JSON.stringify({ index }));
+        socket.write(encodeFrame(payload, frameMac(key, index, payload)));
+      }
+      await until("every answer", () => answers.length === frames);
+      expect(answers).toEqual(Array.from({ length: frames }, (_, index) => index));
+      socket.destroy();
+    } finally {
+      await channels.close();
       server.close();
     }
   });
