@@ -7,7 +7,8 @@
  * cannot be reached or times out becomes ERR_NODE_UNAVAILABLE; a shard stream that breaks
  * after it started becomes ERR_SHARD_TRUNCATED (the node met a corrupt chunk and cut the
  * connection, or died). All of that is decided in `translateTransportError` and
- * `errorFromResponse`, nowhere else.
+ * `errorFromResponse` (its wire body through `errorFromWire`, which batch answers share),
+ * nowhere else.
  */
 import { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
@@ -320,8 +321,7 @@ export class HttpNodeClient implements StorageNode {
     const result = await this.#batcher.submit(op);
     if ("ok" in result) return result.ok;
     const { code, message, details } = result.error;
-    const merged = { ...details, nodeId: this.nodeId };
-    throw isErrorCode(code) ? new TesseraError(code, message, merged) : new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId}: batched operation failed: ${code}: ${message}`, merged);
+    throw errorFromWire(result.error, { nodeId: this.nodeId }) ?? new TesseraError("ERR_NODE_UNAVAILABLE", `node ${this.nodeId}: batched operation failed: ${code}: ${message}`, { ...details, nodeId: this.nodeId });
   }
 
   async #sendBatch(body: string, count: number): Promise<readonly BatchResultWire[]> {
@@ -350,10 +350,7 @@ export class HttpNodeClient implements StorageNode {
       throw this.#badResponse("record channel: an answer is not JSON");
     }
     if (typeof answer === "object" && answer !== null && "error" in answer) {
-      const wire = wireErrorOf(answer.error);
-      const details = { ...(wire?.details ?? {}), nodeId: this.nodeId };
-      if (wire !== undefined && isErrorCode(wire.code)) throw new TesseraError(wire.code, wire.message, details);
-      throw this.#badResponse("record channel: an error answer without a known code");
+      throw errorFromWire(wireErrorOf(answer.error), { nodeId: this.nodeId }) ?? this.#badResponse("record channel: an error answer without a known code");
     }
     return answer;
   }
@@ -517,13 +514,19 @@ export class HttpNodeClient implements StorageNode {
 /** A node's refusal (status and body text) as the TesseraError it stands for. */
 function errorFromStatus(nodeId: string, status: number, text: string, what: string): TesseraError {
   const wire = parseWireError(text);
+  const known = errorFromWire(wire, { nodeId, status });
+  if (known !== undefined) return known;
   const details = { ...(wire?.details ?? {}), nodeId, status };
-  if (wire !== undefined && isErrorCode(wire.code)) return new TesseraError(wire.code, wire.message, details);
   const shown = text.slice(0, ERROR_TEXT_CHARS_SHOWN);
   const message = `node ${nodeId}: ${what} answered HTTP ${status}: ${shown}`;
   if (status === 401) return new TesseraError("ERR_UNAUTHORIZED", message, details);
   if (status >= 500) return new TesseraError("ERR_NODE_UNAVAILABLE", message, details);
   return new TesseraError("ERR_INVALID_ARGUMENT", message, details);
+}
+
+/** A node's error (its code, message and details) as the TesseraError it threw, if the code is one of ours. */
+function errorFromWire(wire: { code: unknown; message: string; details: Record<string, unknown> } | undefined, ours: Record<string, unknown>): TesseraError | undefined {
+  return wire !== undefined && isErrorCode(wire.code) ? new TesseraError(wire.code, wire.message, { ...wire.details, ...ours }) : undefined;
 }
 
 function parseWireError(text: string): { code: unknown; message: string; details: Record<string, unknown> } | undefined {

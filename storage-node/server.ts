@@ -469,16 +469,21 @@ export class StorageServer {
     return signed;
   }
 
-  #replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
-    const { status, body } = toWireError(error);
+  /** Logs a failed request by its kind: a broken invariant is fatal, a 5xx an error, a refusal debug. */
+  #noteFailure(error: unknown, { status, body }: { status: number; body: WireError }, route: string | undefined): void {
     if (error instanceof AssertionError) {
       this.#log.fatal({ err: error }, "invariant broken");
       this.#onFatal(error);
     } else if (status >= 500) {
-      this.#log.error({ err: error, route: request.routeOptions.url }, "request failed");
+      this.#log.error({ err: error, route }, "request failed");
     } else {
-      this.#log.debug({ code: body.code, message: body.message, route: request.routeOptions.url }, "request refused");
+      this.#log.debug({ code: body.code, message: body.message, route }, "request refused");
     }
+  }
+
+  #replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+    const { status, body } = toWireError(error);
+    this.#noteFailure(error, { status, body }, request.routeOptions.url);
     if (!request.raw.complete) {
       // An unread body (an early refusal of an upload): drain it. Closing with unread bytes
       // would reset the connection and could lose this response (so no Connection: close,
@@ -609,14 +614,9 @@ export class StorageServer {
       }
       return await this.#runBatch(body);
     } catch (error) {
-      const { body } = toWireError(error);
-      if (error instanceof AssertionError) {
-        this.#log.fatal({ err: error }, "invariant broken");
-        this.#onFatal(error);
-      } else if (body.code === "ERR_INTERNAL") {
-        this.#log.error({ err: error }, "record channel batch failed");
-      }
-      return JSON.stringify({ error: body });
+      const wire = toWireError(error);
+      this.#noteFailure(error, wire, ROUTES.recordChannel);
+      return JSON.stringify({ error: wire.body });
     }
   }
 
