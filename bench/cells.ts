@@ -1,8 +1,9 @@
 /**
  * A few cells of the matrix on a fresh Tessera cluster, for before/after comparisons of a
  * change without the whole run: `npx tsx bench/cells.ts "PUT 64MiB 4" "GET 4KiB 16" ...`
- * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`. Each
- * line ends with the gateway's peak RSS during that cell (VmHWM, reset before the cell).
+ * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`, after an
+ * unmeasured warm-up run of the cell. Each line ends with the gateway's peak RSS during that
+ * cell (VmHWM, reset before the cell).
  */
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
@@ -10,6 +11,9 @@ import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { formatSpread } from "./stats.js";
 import { startTessera } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
+
+/** Length of the unmeasured run before each cell's timed runs (JIT warm-up). */
+const CELL_WARMUP_MS = 2_000;
 
 function parseCell(text: string): { operation: Operation; size: number; concurrency: number } {
   const match = /^(PUT|GET|MIXED) (\d+)(KiB|MiB) (\d+)$/i.exec(text.trim());
@@ -24,6 +28,10 @@ try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (const cell of cells) {
     for (let index = 0; index < WARMUP_OPERATIONS * 4; index++) await putOne(context, cell.size, "warm-up");
+    // One short unmeasured run of the cell itself: its code paths are compiled before the timed
+    // runs, as the full run's are by the cells before them (a first GET cell measured cold ran
+    // about a quarter slower here than the same cell again).
+    await runCell({ ...context, runs: 1, runMs: CELL_WARMUP_MS }, { ...cell, condition: "warm-up" });
     const gateway = tessera.cluster.gateway.pid;
     const reset = resetPeakRss(gateway);
     const result = await runCell(context, { ...cell, condition: "healthy" });

@@ -2,15 +2,16 @@
  * Degraded GETs against healthy ones on one fresh cluster (issue 7: within 15%):
  * `npx tsx bench/degraded.ts [--size 64MiB] [--concurrency 4] [--signal TERM|STOP] [--rounds 1]`.
  * Measures GET healthy, with n1 stopped, with n1 and n2 stopped (as bench/suite.ts stops
- * them: SIGTERM, or SIGSTOP for a hung node), then healthy again; prints MB/s, CPU s/GB and
- * the ratio of each condition to the healthy runs around it. `--rounds` repeats the whole
+ * them: SIGTERM, or SIGSTOP for a hung node), then healthy again once the gateway sees them up;
+ * prints MB/s, CPU s/GB and each degraded condition's ratio to the mean of the healthy runs
+ * around it (the judged one, as in the full run) and to the one before. `--rounds` repeats the whole
  * sequence (the machine is shared: one round is noisy); `--env KEY=VALUE` reaches every process.
  */
 import { parseArgs } from "node:util";
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
 import { formatSpread } from "./stats.js";
-import { envFromPairs, startTessera } from "./targets.js";
+import { envFromPairs, startTessera, waitForNodesUp } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type CellResult } from "./workload.js";
 
 const { values } = parseArgs({
@@ -36,28 +37,35 @@ const stopped: string[] = [];
 try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (let index = 0; index < Math.max(Number(values.objects), WARMUP_OPERATIONS); index++) await putOne(context, size, "degraded");
-  const line = (condition: string, result: CellResult, healthy?: number): number => {
-    const mbps = result.megabytesPerSecond?.median ?? Number.NaN;
+  const mbpsOf = (result: CellResult): number => result.megabytesPerSecond?.median ?? Number.NaN;
+  const line = (condition: string, result: CellResult, baseline?: { before: number; mean: number }): void => {
     const cpu = Object.entries(result.cpuSecondsPerGB ?? {}).map(([role, value]) => `${role} ${value.median.toFixed(2)}`).join(", ");
-    const ratio = healthy === undefined ? "" : ` (${((mbps / healthy - 1) * 100).toFixed(0)}% vs healthy)`;
+    const percent = (value: number): string => `${((mbpsOf(result) / value - 1) * 100).toFixed(0)}%`;
+    const ratio = baseline === undefined ? "" : ` (${percent(baseline.mean)} vs the mean of the healthy runs around it, ${percent(baseline.before)} vs the one before)`;
     console.log(`GET ${values.size} ×${concurrency} ${condition}: ${result.error ?? `${formatSpread(result.megabytesPerSecond, 1)} MB/s${ratio}, p99 ${result.latencyMs?.p99?.median.toFixed(0)} ms; CPU s/GB ${cpu}`}`);
-    return mbps;
   };
   const measure = (condition: string): Promise<CellResult> => runCell(context, { operation: "GET", size, concurrency, condition });
   for (let round = 0; round < Number(values.rounds); round++) {
-    const healthy = line("healthy", await measure("healthy"));
+    const healthy = await measure("healthy");
+    const down: { condition: string; result: CellResult }[] = [];
     for (const id of ["n1", "n2"]) {
       const node = tessera.cluster.node(id);
       if (signal === "TERM") await node.stop();
       else node.kill("SIGSTOP");
       stopped.push(id);
-      line(`${stopped.length} down (${stopped.join(", ")}, SIG${signal})`, await measure(`degraded ${stopped.length}`), healthy);
+      down.push({ condition: `${stopped.length} down (${stopped.join(", ")}, SIG${signal})`, result: await measure(`degraded ${stopped.length}`) });
     }
     for (const id of stopped.splice(0)) {
       if (signal === "TERM") await tessera.cluster.node(id).restart();
       else tessera.cluster.node(id).kill("SIGCONT");
     }
-    line("healthy again", await measure("healthy"), healthy);
+    // Until the failure detector sees them up, reads still route around them (bench/suite.ts does the same).
+    await waitForNodesUp(tessera);
+    const again = await measure("healthy");
+    const baseline = { before: mbpsOf(healthy), mean: (mbpsOf(healthy) + mbpsOf(again)) / 2 };
+    line("healthy", healthy);
+    for (const { condition, result } of down) line(condition, result, baseline);
+    line("healthy again (nodes seen up)", again);
   }
 } finally {
   for (const id of stopped) if (signal === "STOP") tessera.cluster.node(id).kill("SIGCONT");

@@ -107,3 +107,20 @@ assert(QUICK_BUDGET.runs >= 3 && FULL_BUDGET.runs >= 3, "min / median / max need
  * in that time; the neighbouring cells see the same machine and the same cluster.
  */
 export const DEGRADED_BASELINE_CONDITION = "healthy, just before the nodes are stopped";
+/**
+ * Condition of the healthy GETs measured once the stopped nodes are back (restarted, and seen
+ * up by the gateway's failure detector). The degraded GETs are judged against the mean of these
+ * and the ones just before: on this shared machine the load drifts within the minute the
+ * degraded cells take, and a baseline on both sides cancels a steady drift instead of
+ * charging all of it to (or crediting it to) the degraded reads.
+ */
+export const DEGRADED_AFTER_CONDITION = "healthy, once the stopped nodes are back";
+/**
+ * Longest wait for the gateway's failure detector to see restarted nodes up. It probes every
+ * node every 2 s (gateway/healer/limits.ts, PROBE_INTERVAL_MS_DEFAULT) and a node is up at
+ * its first good probe; until then reads still route around it, so a GET measured earlier
+ * would be a degraded one. 30 s is many probe rounds on a loaded machine.
+ */
+export const NODES_UP_WAIT_MS = 30_000;
+/** How often the gateway's cluster status is read while waiting for nodes to be up. */
+export const NODES_UP_POLL_MS = 250;

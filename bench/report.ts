@@ -3,7 +3,7 @@
  * markdown rendering (what stdout shows and bench/results/*.md keeps).
  */
 import type { Ceilings } from "./ceilings.js";
-import { DEGRADED_BASELINE_CONDITION, KiB, MiB, GiB } from "./limits.js";
+import { DEGRADED_AFTER_CONDITION, DEGRADED_BASELINE_CONDITION, KiB, MiB, GiB } from "./limits.js";
 import { bound, describeModel, type ModelInputs } from "./model.js";
 import type { RebuildResult } from "./rebuild.js";
 import { formatSpread, type Spread } from "./stats.js";
@@ -102,23 +102,33 @@ function degradedRows(results: BenchResults): string[] {
   const degraded = results.cells.filter((cell) => cell.condition.startsWith("degraded"));
   if (degraded.length === 0) return ["(not measured)"];
   const rows = [
-    `Each degraded GET against the same GET measured healthy just before the nodes were stopped (the judged ratio), and against the matrix's healthy GET of earlier in the run.`,
+    `Each degraded GET against the mean of the same GET measured healthy just before the nodes were stopped and once they were back (the judged ratio: a baseline on both sides cancels the machine's drift), and against the matrix's healthy GET of earlier in the run.`,
     "",
-    "| condition | size | conc | GET | healthy just before | vs that | healthy in the matrix | vs that |",
-    "|---|---|---:|---|---|---:|---|---:|",
+    "| condition | size | conc | GET | healthy just before | healthy once back | vs their mean | healthy in the matrix | vs that |",
+    "|---|---|---:|---|---|---|---:|---|---:|",
   ];
   for (const cell of degraded) {
-    const before = find(results.cells, cell.target, DEGRADED_BASELINE_CONDITION, "GET", cell.size, cell.concurrency);
-    const matrix = find(results.cells, cell.target, "healthy", "GET", cell.size, cell.concurrency);
-    rows.push(`| ${cell.condition} | ${sizeName(cell.size)} | ${cell.concurrency} | ${figure(cell, false)} | ${figure(before, false)} | ${change(cell, before)} | ${figure(matrix, false)} | ${change(cell, matrix)} |`);
+    const at = (condition: string): CellResult | undefined => find(results.cells, cell.target, condition, "GET", cell.size, cell.concurrency);
+    const [before, after, matrix] = [at(DEGRADED_BASELINE_CONDITION), at(DEGRADED_AFTER_CONDITION), at("healthy")];
+    rows.push(`| ${cell.condition} | ${sizeName(cell.size)} | ${cell.concurrency} | ${figure(cell, false)} | ${figure(before, false)} | ${figure(after, false)} | ${percentChange(cell.megabytesPerSecond?.median, baselineMean(before, after))} | ${figure(matrix, false)} | ${change(cell, matrix)} |`);
   }
   return rows;
 }
 
+/** The mean of the median MB/s of the healthy cells around the degraded ones; either alone if the other is missing or failed. */
+function baselineMean(before: CellResult | undefined, after: CellResult | undefined): number | undefined {
+  const medians = [before, after].flatMap((cell) => (cell?.megabytesPerSecond === undefined ? [] : [cell.megabytesPerSecond.median]));
+  return medians.length === 0 ? undefined : medians.reduce((sum, value) => sum + value, 0) / medians.length;
+}
+
 /** The median throughput of `cell` against `reference`'s, as a signed percentage. */
 function change(cell: CellResult, reference: CellResult | undefined): string {
-  if (reference?.megabytesPerSecond === undefined || cell.megabytesPerSecond === undefined) return "–";
-  return `${((100 * cell.megabytesPerSecond.median) / reference.megabytesPerSecond.median - 100).toFixed(0)}%`;
+  return percentChange(cell.megabytesPerSecond?.median, reference?.megabytesPerSecond?.median);
+}
+
+function percentChange(value: number | undefined, reference: number | undefined): string {
+  if (value === undefined || reference === undefined) return "–";
+  return `${((100 * value) / reference - 100).toFixed(0)}%`;
 }
 
 function memoryRows(results: BenchResults): string[] {

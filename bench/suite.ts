@@ -1,15 +1,15 @@
 /**
  * Everything measured on one target: a warm-up, the matrix (PUT, GET, MIXED × sizes ×
  * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it),
- * healthy GETs, then degraded GETs with one and two storage nodes stopped, and the healer's
- * rebuild of an emptied node; the peak RSS of every process.
+ * healthy GETs, then degraded GETs with one and two storage nodes stopped, healthy GETs again
+ * once they are back, and the healer's rebuild of an emptied node; the peak RSS of every process.
  */
 import type { DataPool } from "./data.js";
-import { CONCURRENCIES, DEGRADED_BASELINE_CONDITION, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
+import { CONCURRENCIES, DEGRADED_AFTER_CONDITION, DEGRADED_BASELINE_CONDITION, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { measureRebuild, type RebuildResult } from "./rebuild.js";
 import { sizeName } from "./report.js";
-import type { StartedTarget, TesseraTarget } from "./targets.js";
+import { waitForNodesUp, type StartedTarget, type TesseraTarget } from "./targets.js";
 import { getOne, ObjectCatalog, putOne, runCell, type CellResult, type CellSpec, type WorkloadContext } from "./workload.js";
 
 /** Nodes stopped, in order, for the degraded reads: 1 then 2 (m = 2: still readable). */
@@ -104,6 +104,10 @@ async function degraded(context: WorkloadContext, options: SuiteOptions, tessera
     for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition }, options.log));
   }
   for (const id of stopped) await tessera.cluster.node(id).restart();
+  // The baseline's other side (limits.ts, DEGRADED_AFTER_CONDITION), once the gateway routes to
+  // the restarted nodes again.
+  await waitForNodesUp(tessera);
+  for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition: DEGRADED_AFTER_CONDITION }, options.log));
   return cells;
 }
 

@@ -6,8 +6,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AdminClient } from "../gateway/healer/admin-client.js";
 import { startCluster, type TestCluster } from "../test/cluster-harness.js";
 import { startHelper } from "./child.js";
+import { NODES_UP_POLL_MS, NODES_UP_WAIT_MS } from "./limits.js";
 import type { ProcessRef } from "./proc.js";
 import { BenchS3Client, type S3Endpoint } from "./s3-client.js";
 import type { Target } from "./workload.js";
@@ -62,6 +64,29 @@ export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<Tessera
   } catch (error) {
     await cluster.stop();
     throw error;
+  }
+}
+
+/**
+ * Resolves once the gateway's failure detector sees every node of the map up, with every disk
+ * answering ok (its cluster status, through the admin API); throws with the states it saw
+ * after `timeoutMs`. Restarted nodes are routed around until then, so a healthy measurement
+ * must wait for this.
+ */
+export async function waitForNodesUp(tessera: TesseraTarget, timeoutMs = NODES_UP_WAIT_MS): Promise<void> {
+  const { cluster } = tessera;
+  const admin = new AdminClient({ endpoint: cluster.endpoint, credentials: cluster.credentials, region: cluster.region });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await admin.clusterStatus();
+    const members = status.nodes.filter((node) => node.role === "member");
+    const notUp = members.filter((node) => node.state !== "ok" || node.disks.some((disk) => disk.state !== "ok"));
+    if (notUp.length === 0) return;
+    if (Date.now() > deadline) {
+      const states = notUp.map((node) => `${node.id} ${node.state} (disks ${node.disks.map((disk) => disk.state).join(", ")})`).join("; ");
+      throw new Error(`nodes not seen up by the gateway within ${timeoutMs / 1000} s: ${states}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, NODES_UP_POLL_MS));
   }
 }
 
