@@ -10,7 +10,7 @@
  * and the temp file is removed at the next start. Where the disk takes it, shard files are
  * written and read with O_DIRECT (direct-io.ts), in aligned blocks from aligned buffers.
  */
-import { promises as fs } from "node:fs";
+import { fstatSync, promises as fs } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { assert } from "../core/assert.js";
@@ -280,6 +280,47 @@ async function* readRange(disk: Disk, handle: FileHandle, file: string, direct: 
   }
 }
 
+/**
+ * A shard file of at most SHARD_READ_BYTES read once, whole, at the first read; every read of
+ * it (the header, then the frames) is served from that one buffer. A shard read through the
+ * libuv pool costs a round trip per call (about 50 µs of CPU on the 2-core VM of issue 7,
+ * mostly the wake-ups), and a direct read a device request: the header's own read was a
+ * second of each for every shard of an object up to about 4 MiB. The frames' piece is lent as
+ * readRange lends its pieces (releaseShardPiece returns the buffer); the header's is copied by
+ * its reader (shard-verify.ts reads the header, then the frames, each once), so it holds
+ * nothing.
+ */
+function wholeFileSource(disk: Disk, handle: FileHandle, file: string, direct: boolean, size: number): ShardSource {
+  let whole: Promise<Buffer> | undefined;
+  let lent = false;
+  const load = async (): Promise<Buffer> => {
+    const span = direct ? alignUp(size) : size;
+    const buffer = takeReadBuffer(span, direct);
+    try {
+      const { bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, span, 0));
+      // Short when the file shrank under us: the parser then reports it truncated.
+      return buffer.subarray(0, Math.min(bytesRead, size));
+    } catch (error) {
+      recycleReadBuffer(buffer);
+      throw error;
+    }
+  };
+  return {
+    size: async () => size,
+    async *read(start, end) {
+      const bytes = await (whole ??= load());
+      const piece = bytes.subarray(start, Math.min(end, bytes.length));
+      if (piece.length === 0) return;
+      if (!lent && start > 0 && isPooled(bytes.buffer.byteLength)) {
+        // The frames' piece (the one read not starting at the header) carries the buffer.
+        lent = true;
+        lentReadBuffers.set(piece.buffer, { offset: piece.byteOffset, length: piece.length });
+      }
+      yield piece;
+    },
+  };
+}
+
 /** Streams a shard file, whole or a range of frames, verified frame by frame (shard-verify.ts). */
 export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeRange): AsyncGenerator<Buffer> {
   const file = shardPath(disk, shard);
@@ -293,10 +334,13 @@ export async function* readShardFile(disk: Disk, shard: ShardId, range?: StripeR
     throw error;
   }
   try {
-    const source: ShardSource = {
-      size: async () => (await disk.io("read", file, () => handle.stat())).size,
-      read: (start, end, alignBytes) => readRange(disk, handle, file, direct, start, end, alignBytes),
-    };
+    // fstat of an open descriptor reads the inode already in memory: no disk I/O, so it runs
+    // here rather than as a round trip through the libuv pool.
+    const size = await disk.io("read", file, async () => fstatSync(handle.fd).size);
+    const source: ShardSource =
+      size <= SHARD_READ_BYTES
+        ? wholeFileSource(disk, handle, file, direct, size)
+        : { size: async () => size, read: (start, end, alignBytes) => readRange(disk, handle, file, direct, start, end, alignBytes) };
     yield* readVerifiedShard(source, shard, range);
   } finally {
     await handle.close();

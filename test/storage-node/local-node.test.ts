@@ -17,7 +17,7 @@ import { writeShard } from "../../core/shard-stream.js";
 import type { ShardId } from "../../core/storage-api.js";
 import { DISK_WRITABLE_CHECK_TTL_MS, type DiskFaultHook } from "../../storage-node/disk.js";
 import { LocalNode, type LocalNodeOptions } from "../../storage-node/local-node.js";
-import { shardPath } from "../../storage-node/shard-files.js";
+import { SHARD_READ_BYTES, releaseShardPiece, shardPath } from "../../storage-node/shard-files.js";
 import { Prng, seedFromEnv } from "../prng.js";
 import { codeOf, contractRecord, contractShard, inPieces, readAll, readOutcome, storageContract, type ContractShard } from "../storage-contract.js";
 
@@ -264,6 +264,52 @@ describe("LocalNode reads of damaged shard files", () => {
 });
 
 // --- Failing disks --------------------------------------------------------------------------
+
+describe("LocalNode shard reads", () => {
+  it("reads a shard file that fits one read with a single read call, whole or a range; a larger one by its header, then its frames", async () => {
+    const reads: string[] = [];
+    const opened = await openNode("reads", {
+      faultInjection: (fault) => {
+        if (fault.operation === "read") reads.push(fault.path);
+        return undefined;
+      },
+    });
+    const MiB = 1024 * 1024;
+    // 4+2 at 1 MiB stripes: a 1 MiB object's shard is one 256 KiB frame, a 5 MiB object's five.
+    const small = await contractShard(prng, { objectLength: MiB, blockBytes: MiB });
+    const large = await contractShard(prng, { objectLength: 5 * MiB, blockBytes: MiB });
+    expect(small.file.length).toBeLessThanOrEqual(SHARD_READ_BYTES);
+    expect(large.file.length).toBeGreaterThan(SHARD_READ_BYTES);
+    for (const shard of [small, large]) await opened.node.writeShard("d1", shard.id, inPieces(shard.file, 64 * 1024), shard.file.length);
+    // Whether the bytes read are `expected` (Buffer.equals: a deep equality of megabytes is slow), and the reads made.
+    const readOf = async (shard: ContractShard, expected: Buffer, range?: { firstStripe: number; stripeCount: number }) => {
+      reads.length = 0;
+      const bytes = await readAll(opened.node.readShard("d1", shard.id, range));
+      return { same: bytes.equals(expected), reads: reads.filter((file) => file === fileOf(opened, "d1", shard.id)).length };
+    };
+    // Its size (fstat of the open file, counted as a read), then one read of the whole file
+    // serving both the header and the frames.
+    expect(await readOf(small, small.file)).toEqual({ same: true, reads: 2 });
+    const smallLayout = shardLayout(small.header);
+    expect(await readOf(small, small.file.subarray(frameOffset(smallLayout, 0), frameOffset(smallLayout, 1)), { firstStripe: 0, stripeCount: 1 })).toEqual({ same: true, reads: 2 });
+    // Its size, its header, then its frames in reads of about SHARD_READ_BYTES (whole frames).
+    const { frameBytes, stripeCount } = shardLayout(large.header);
+    const frameReads = Math.ceil(stripeCount / Math.floor(SHARD_READ_BYTES / frameBytes));
+    expect(frameReads).toBe(2);
+    expect(await readOf(large, large.file)).toEqual({ same: true, reads: 2 + frameReads });
+    // The one buffer of a small read goes back to the pool with its frames' piece (as the
+    // server gives back what a socket has sent): the next read of it reads into that memory.
+    const framesOf = async (): Promise<Buffer> => {
+      const pieces: Buffer[] = [];
+      for await (const piece of opened.node.readShard("d1", small.id, { firstStripe: 0, stripeCount: 1 })) pieces.push(piece);
+      expect(pieces).toHaveLength(1);
+      return pieces[0] as Buffer;
+    };
+    const first = await framesOf();
+    releaseShardPiece(first);
+    expect((await framesOf()).buffer).toBe(first.buffer);
+  });
+});
 
 describe("LocalNode disk failures", () => {
   it("marks a disk whose directory vanished failed, refuses it, and keeps serving the other", async () => {
