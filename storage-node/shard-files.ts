@@ -308,6 +308,8 @@ function wholeFileSource(disk: Disk, handle: FileHandle, file: string, direct: b
   return {
     size: async () => size,
     async *read(start, end) {
+      assert(!lent, "a whole-file source is read for its header, then for its frames, and no more: its buffer went with the frames");
+      if (end <= start) return;
       const bytes = await (whole ??= load());
       const piece = bytes.subarray(start, Math.min(end, bytes.length));
       if (piece.length === 0) return;

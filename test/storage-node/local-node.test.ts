@@ -244,6 +244,8 @@ describe("LocalNode reads of damaged shard files", () => {
     expect(await readOutcome(opened.node.readShard("d1", shard.id))).toEqual({ bytes: Buffer.alloc(0), code: "ERR_SHARD_TRUNCATED" });
     await truncate(file, 30);
     expect(await readOutcome(opened.node.readShard("d1", shard.id))).toEqual({ bytes: Buffer.alloc(0), code: "ERR_SHARD_TRUNCATED" });
+    await truncate(file, 0);
+    expect(await readOutcome(opened.node.readShard("d1", shard.id, { firstStripe: 0, stripeCount: 1 }))).toEqual({ bytes: Buffer.alloc(0), code: "ERR_SHARD_TRUNCATED" });
     await writeFile(file, shard.file);
     await appendFile(file, Buffer.alloc(3));
     expect(await readOutcome(opened.node.readShard("d1", shard.id, { firstStripe: 0, stripeCount: 1 }))).toEqual({ bytes: Buffer.alloc(0), code: "ERR_SHARD_TOO_LONG" });
