@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
+import { baselineMean, percentChange } from "./report.js";
 import { formatSpread } from "./stats.js";
 import { envFromPairs, startTessera, waitForNodesUp } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type CellResult } from "./workload.js";
@@ -37,11 +38,13 @@ const stopped: string[] = [];
 try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (let index = 0; index < Math.max(Number(values.objects), WARMUP_OPERATIONS); index++) await putOne(context, size, "degraded");
-  const mbpsOf = (result: CellResult): number => result.megabytesPerSecond?.median ?? Number.NaN;
-  const line = (condition: string, result: CellResult, baseline?: { before: number; mean: number }): void => {
+  const line = (condition: string, result: CellResult, baseline?: { before: CellResult; after: CellResult }): void => {
     const cpu = Object.entries(result.cpuSecondsPerGB ?? {}).map(([role, value]) => `${role} ${value.median.toFixed(2)}`).join(", ");
-    const percent = (value: number): string => `${((mbpsOf(result) / value - 1) * 100).toFixed(0)}%`;
-    const ratio = baseline === undefined ? "" : ` (${percent(baseline.mean)} vs the mean of the healthy runs around it, ${percent(baseline.before)} vs the one before)`;
+    const mbps = result.megabytesPerSecond?.median;
+    const ratio =
+      baseline === undefined
+        ? ""
+        : ` (${percentChange(mbps, baselineMean(baseline.before, baseline.after))} vs the mean of the healthy runs around it, ${percentChange(mbps, baseline.before.megabytesPerSecond?.median)} vs the one before)`;
     console.log(`GET ${values.size} ×${concurrency} ${condition}: ${result.error ?? `${formatSpread(result.megabytesPerSecond, 1)} MB/s${ratio}, p99 ${result.latencyMs?.p99?.median.toFixed(0)} ms; CPU s/GB ${cpu}`}`);
   };
   const measure = (condition: string): Promise<CellResult> => runCell(context, { operation: "GET", size, concurrency, condition });
@@ -62,9 +65,8 @@ try {
     // Until the failure detector sees them up, reads still route around them (bench/suite.ts does the same).
     await waitForNodesUp(tessera);
     const again = await measure("healthy");
-    const baseline = { before: mbpsOf(healthy), mean: (mbpsOf(healthy) + mbpsOf(again)) / 2 };
     line("healthy", healthy);
-    for (const { condition, result } of down) line(condition, result, baseline);
+    for (const { condition, result } of down) line(condition, result, { before: healthy, after: again });
     line("healthy again (nodes seen up)", again);
   }
 } finally {

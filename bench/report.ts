@@ -116,7 +116,7 @@ function degradedRows(results: BenchResults): string[] {
 }
 
 /** The mean of the median MB/s of the healthy cells around the degraded ones; either alone if the other is missing or failed. */
-function baselineMean(before: CellResult | undefined, after: CellResult | undefined): number | undefined {
+export function baselineMean(before: CellResult | undefined, after: CellResult | undefined): number | undefined {
   const medians = [before, after].flatMap((cell) => (cell?.megabytesPerSecond === undefined ? [] : [cell.megabytesPerSecond.median]));
   return medians.length === 0 ? undefined : medians.reduce((sum, value) => sum + value, 0) / medians.length;
 }
@@ -126,7 +126,8 @@ function change(cell: CellResult, reference: CellResult | undefined): string {
   return percentChange(cell.megabytesPerSecond?.median, reference?.megabytesPerSecond?.median);
 }
 
-function percentChange(value: number | undefined, reference: number | undefined): string {
+/** `value` against `reference` as a signed whole percentage, "–" when either is missing. */
+export function percentChange(value: number | undefined, reference: number | undefined): string {
   if (value === undefined || reference === undefined) return "–";
   return `${((100 * value) / reference - 100).toFixed(0)}%`;
 }

@@ -247,36 +247,47 @@ export async function writeShardFile(disk: Disk, shard: ShardId, body: AsyncIter
 }
 
 /**
- * Reads [start, end) of an open shard file in pieces of about SHARD_READ_BYTES (whole
- * `alignBytes` frames). A direct read covers the aligned blocks around the piece and hands
- * out the piece's part of them.
+ * Bytes [position, position + length) of an open shard file, or fewer at its end; undefined
+ * when none are there (the file shrank under us: the parser reports it truncated). A direct
+ * read covers the aligned blocks around them and hands out their part. The buffer goes back
+ * to the pool if the read fails or finds nothing.
  */
+async function readPiece(disk: Disk, handle: FileHandle, file: string, direct: boolean, position: number, length: number): Promise<Buffer | undefined> {
+  const from = direct ? alignDown(position) : position;
+  const skip = position - from;
+  const span = direct ? alignUp(skip + length) : length;
+  const buffer = takeReadBuffer(span, direct);
+  let bytesRead: number;
+  try {
+    ({ bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, span, from)));
+  } catch (error) {
+    recycleReadBuffer(buffer);
+    throw error;
+  }
+  // A direct read past the piece (the blocks around it) or short at the end of the file.
+  const got = Math.min(bytesRead - skip, length);
+  if (got > 0) return buffer.subarray(skip, skip + got);
+  recycleReadBuffer(buffer);
+  return undefined;
+}
+
+/**
+ * Hands `piece` to a consumer: from here a pooled buffer is the consumer's until it gives this
+ * very piece back (releaseShardPiece), or forever.
+ */
+function lend(piece: Buffer): Buffer {
+  if (piece.buffer.byteLength === POOLED_READ_BUFFER_BYTES) lentReadBuffers.set(piece.buffer, { offset: piece.byteOffset, length: piece.length });
+  return piece;
+}
+
+/** Reads [start, end) of an open shard file in pieces of about SHARD_READ_BYTES (whole `alignBytes` frames). */
 async function* readRange(disk: Disk, handle: FileHandle, file: string, direct: boolean, start: number, end: number, alignBytes?: number): AsyncGenerator<Buffer> {
   const readBytes = alignedReadBytes(SHARD_READ_BYTES, alignBytes);
   for (let position = start; position < end; ) {
-    const length = Math.min(readBytes, end - position);
-    const from = direct ? alignDown(position) : position;
-    const skip = position - from;
-    const span = direct ? alignUp(skip + length) : length;
-    const buffer = takeReadBuffer(span, direct);
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, span, from)));
-    } catch (error) {
-      recycleReadBuffer(buffer);
-      throw error;
-    }
-    // A direct read past the piece (the blocks around it) or short at the end of the file.
-    const got = Math.min(bytesRead - skip, length);
-    if (got <= 0) {
-      recycleReadBuffer(buffer);
-      return; // The file shrank under us: the parser reports it truncated.
-    }
-    const piece = buffer.subarray(skip, skip + got);
-    // From here the buffer is the consumer's until it gives the piece back (or forever).
-    if (isPooled(span)) lentReadBuffers.set(piece.buffer, { offset: skip, length: got });
-    yield piece;
-    position += got;
+    const piece = await readPiece(disk, handle, file, direct, position, Math.min(readBytes, end - position));
+    if (piece === undefined) return;
+    yield lend(piece);
+    position += piece.length;
   }
 }
 
@@ -286,39 +297,27 @@ async function* readRange(disk: Disk, handle: FileHandle, file: string, direct: 
  * libuv pool costs a round trip per call (about 50 µs of CPU on the 2-core VM of issue 7,
  * mostly the wake-ups), and a direct read a device request: the header's own read was a
  * second of each for every shard of an object up to about 4 MiB. The frames' piece is lent as
- * readRange lends its pieces (releaseShardPiece returns the buffer); the header's is copied by
- * its reader (shard-verify.ts reads the header, then the frames, each once), so it holds
- * nothing.
+ * readRange lends its pieces; the header's is copied by its reader (shard-verify.ts reads the
+ * header, then the frames, each once), so it holds nothing.
  */
 function wholeFileSource(disk: Disk, handle: FileHandle, file: string, direct: boolean, size: number): ShardSource {
-  let whole: Promise<Buffer> | undefined;
+  let whole: Promise<Buffer | undefined> | undefined;
   let lent = false;
-  const load = async (): Promise<Buffer> => {
-    const span = direct ? alignUp(size) : size;
-    const buffer = takeReadBuffer(span, direct);
-    try {
-      const { bytesRead } = await disk.io("read", file, () => handle.read(buffer, 0, span, 0));
-      // Short when the file shrank under us: the parser then reports it truncated.
-      return buffer.subarray(0, Math.min(bytesRead, size));
-    } catch (error) {
-      recycleReadBuffer(buffer);
-      throw error;
-    }
-  };
   return {
     size: async () => size,
     async *read(start, end) {
       assert(!lent, "a whole-file source is read for its header, then for its frames, and no more: its buffer went with the frames");
       if (end <= start) return;
-      const bytes = await (whole ??= load());
-      const piece = bytes.subarray(start, Math.min(end, bytes.length));
-      if (piece.length === 0) return;
-      if (!lent && start > 0 && isPooled(bytes.buffer.byteLength)) {
-        // The frames' piece (the one read not starting at the header) carries the buffer.
-        lent = true;
-        lentReadBuffers.set(piece.buffer, { offset: piece.byteOffset, length: piece.length });
+      const bytes = await (whole ??= readPiece(disk, handle, file, direct, 0, size));
+      const piece = bytes?.subarray(start, Math.min(end, bytes.length));
+      if (piece === undefined || piece.length === 0) return;
+      if (start === 0) {
+        yield piece;
+        return;
       }
-      yield piece;
+      // The frames' piece (the one read not starting at the header) carries the buffer.
+      lent = true;
+      yield lend(piece);
     },
   };
 }
