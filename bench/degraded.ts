@@ -36,7 +36,7 @@ if (signal !== "TERM" && signal !== "STOP") throw new Error(`--signal is TERM or
 const tessera = await startTessera(envFromPairs(values.env));
 const stopped: string[] = [];
 try {
-  const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
+  const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.degradedRuns, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (let index = 0; index < Math.max(Number(values.objects), WARMUP_OPERATIONS); index++) await putOne(context, size, "degraded");
   const line = (condition: string, result: CellResult, baseline?: { before: CellResult; after: CellResult }): void => {
     const cpu = Object.entries(result.cpuSecondsPerGB ?? {}).map(([role, value]) => `${role} ${value.median.toFixed(2)}`).join(", ");

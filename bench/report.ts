@@ -102,7 +102,7 @@ function degradedRows(results: BenchResults): string[] {
   const degraded = results.cells.filter((cell) => cell.condition.startsWith("degraded"));
   if (degraded.length === 0) return ["(not measured)"];
   const rows = [
-    `Each degraded GET against the mean of the same GET measured healthy just before the nodes were stopped and once they were back (the judged ratio: a baseline on both sides cancels the machine's drift), and against the matrix's healthy GET of earlier in the run.`,
+    `Each degraded GET against the mean of the same GET measured healthy just before the nodes were stopped and once they were back (the judged ratio: a baseline on both sides cancels the machine's drift), and against the matrix's healthy GET of earlier in the run. Each figure in this table: median (min–max) over ${degraded[0]?.runs.length ?? 0} runs.`,
     "",
     "| condition | size | conc | GET | healthy just before | healthy once back | vs their mean | healthy in the matrix | vs that |",
     "|---|---|---:|---|---|---|---:|---|---:|",

@@ -92,7 +92,8 @@ async function hugeObject(context: WorkloadContext, tessera: TesseraTarget, log:
   return { cells, gatewayPeak };
 }
 
-async function degraded(context: WorkloadContext, options: SuiteOptions, tessera: TesseraTarget, peaks: PeakTracker): Promise<CellResult[]> {
+async function degraded(matrixContext: WorkloadContext, options: SuiteOptions, tessera: TesseraTarget, peaks: PeakTracker): Promise<CellResult[]> {
+  const context: WorkloadContext = { ...matrixContext, runs: options.budget.degradedRuns };
   const cells: CellResult[] = [];
   for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition: DEGRADED_BASELINE_CONDITION }, options.log));
   const stopped: string[] = [];

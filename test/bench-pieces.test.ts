@@ -113,4 +113,13 @@ describe("bench pieces", () => {
     // Without the cell after (a run cut short), the cell before alone is the baseline.
     expect(rowOf(drifting.slice(0, 3))).toBe("| degraded: 1 node stopped (n1) | 64 MiB | 4 | 80 (80–80) MB/s | 100 (100–100) MB/s | – | -20% | 200 (200–200) MB/s | -60% |");
   });
+
+  it("the degraded table states its own number of runs, which differs from the matrix's", () => {
+    const run = { bytes: 100e6, operations: 4, seconds: 1, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1 } };
+    const spec = { operation: "GET", size: 64 * MiB, concurrency: 4 } as const;
+    const cells = [summarize("tessera", { ...spec, condition: "healthy" }, [run, run, run]), summarize("tessera", { ...spec, condition: "degraded: 1 node stopped (n1)" }, [run, run, run, run, run])];
+    const markdown = renderMarkdown(document(cells, {}), inputs, [64 * MiB], [4]);
+    expect(markdown).toContain("median (min–max) over 3 runs of 0.1 s");
+    expect(markdown.slice(markdown.indexOf("## Degraded GET"))).toContain("Each figure in this table: median (min–max) over 5 runs.");
+  });
 });
