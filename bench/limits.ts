@@ -134,3 +134,15 @@ export const DEGRADED_AFTER_CONDITION = "healthy, once the stopped nodes are bac
 export const NODES_UP_WAIT_MS = 30_000;
 /** How often the gateway's cluster status is read while waiting for nodes to be up. */
 export const NODES_UP_POLL_MS = 250;
+/**
+ * How long a stopped node stays suspect before the bench cluster's healer declares it down and
+ * rebuilds its shards elsewhere (TESSERA_HEAL_DOWN_AFTER_MS, given to every bench cluster;
+ * `--env` overrides it). The default, 60 s (gateway/healer/limits.ts), is shorter than the
+ * full run's degraded phase: n1 stays stopped through two conditions of two sizes at five
+ * runs each, about 65 s. A rebuild started near its end loads the machine through the healthy
+ * GETs measured once the nodes are back, the other side of the degraded cells' baseline (the
+ * twelfth session's second reference run: 548 MB/s once back against 690 just before). The
+ * degraded cells measure reads around stopped nodes; the healer's rebuild is measured on its
+ * own (bench/rebuild.ts, which empties a disk and asks for a scan, not waiting for this).
+ */
+export const BENCH_DOWN_AFTER_MS = 10 * 60_000;

@@ -9,7 +9,7 @@ import { CONCURRENCIES, DEGRADED_AFTER_CONDITION, DEGRADED_BASELINE_CONDITION, H
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { measureRebuild, type RebuildResult } from "./rebuild.js";
 import { sizeName } from "./report.js";
-import { waitForNodesUp, type StartedTarget, type TesseraTarget } from "./targets.js";
+import { disksOut, waitForNodesUp, type StartedTarget, type TesseraTarget } from "./targets.js";
 import { getOne, ObjectCatalog, putOne, runCell, type CellResult, type CellSpec, type WorkloadContext } from "./workload.js";
 
 /** Nodes stopped, in order, for the degraded reads: 1 then 2 (m = 2: still readable). */
@@ -104,6 +104,10 @@ async function degraded(matrixContext: WorkloadContext, options: SuiteOptions, t
     const condition = `degraded: ${stopped.length} node${stopped.length > 1 ? "s" : ""} stopped (${stopped.join(", ")})`;
     for (const size of options.budget.degradedSizes) cells.push(await cell(context, { operation: "GET", size, concurrency: DEGRADED_CONCURRENCY, condition }, options.log));
   }
+  // Had the healer declared a stopped node down, its rebuild would have overlapped the cells
+  // (limits.ts, BENCH_DOWN_AFTER_MS): the run says so rather than let it pass unseen.
+  const out = await disksOut(tessera);
+  if (out.length > 0) options.log(`the healer declared ${out.join(", ")} down during the degraded GETs: its rebuild overlapped them and the healthy GETs after`);
   for (const id of stopped) await tessera.cluster.node(id).restart();
   // The baseline's other side (limits.ts, DEGRADED_AFTER_CONDITION), once the gateway routes to
   // the restarted nodes again. If it never does, the run goes on and reports the degraded

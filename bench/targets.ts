@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { AdminClient } from "../gateway/healer/admin-client.js";
 import { startCluster, type TestCluster } from "../test/cluster-harness.js";
 import { startHelper } from "./child.js";
-import { NODES_UP_POLL_MS, NODES_UP_WAIT_MS } from "./limits.js";
+import { BENCH_DOWN_AFTER_MS, NODES_UP_POLL_MS, NODES_UP_WAIT_MS } from "./limits.js";
 import type { ProcessRef } from "./proc.js";
 import { BenchS3Client, type S3Endpoint } from "./s3-client.js";
 import type { Target } from "./workload.js";
@@ -49,9 +49,12 @@ export function envFromPairs(pairs: readonly string[]): NodeJS.ProcessEnv {
   );
 }
 
-/** A 4+2 cluster of 6 node processes and a gateway; `env` reaches every process (profiling). */
+/**
+ * A 4+2 cluster of 6 node processes and a gateway; `env` reaches every process (profiling), over
+ * the bench's own settings (BENCH_DOWN_AFTER_MS).
+ */
 export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<TesseraTarget> {
-  const cluster = await startCluster({ nodes: 6, k: 4, m: 2, env });
+  const cluster = await startCluster({ nodes: 6, k: 4, m: 2, env: { TESSERA_HEAL_DOWN_AFTER_MS: String(BENCH_DOWN_AFTER_MS), ...env } });
   try {
     const processes = (): ProcessRef[] => [
       { name: "gateway", pid: cluster.gateway.pid },
@@ -74,8 +77,7 @@ export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<Tessera
  * must wait for this.
  */
 export async function waitForNodesUp(tessera: TesseraTarget, timeoutMs = NODES_UP_WAIT_MS): Promise<void> {
-  const { cluster } = tessera;
-  const admin = new AdminClient({ endpoint: cluster.endpoint, credentials: cluster.credentials, region: cluster.region });
+  const admin = adminOf(tessera);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await admin.clusterStatus();
@@ -88,6 +90,20 @@ export async function waitForNodesUp(tessera: TesseraTarget, timeoutMs = NODES_U
     }
     await new Promise((resolve) => setTimeout(resolve, NODES_UP_POLL_MS));
   }
+}
+
+/**
+ * The disks the gateway's healer holds out of the placement ("node/disk"): a node stopped for
+ * longer than its down-after time, whose shards the healer rebuilds elsewhere.
+ */
+export async function disksOut(tessera: TesseraTarget): Promise<string[]> {
+  const status = await adminOf(tessera).clusterStatus();
+  return status.nodes.flatMap((node) => node.disks.filter((disk) => disk.out).map((disk) => `${node.id}/${disk.id}`));
+}
+
+function adminOf(tessera: TesseraTarget): AdminClient {
+  const { cluster } = tessera;
+  return new AdminClient({ endpoint: cluster.endpoint, credentials: cluster.credentials, region: cluster.region });
 }
 
 export async function startBaseline(): Promise<StartedTarget> {
