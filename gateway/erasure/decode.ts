@@ -86,9 +86,7 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
       // join first), the missing data chunks computed there and copied out; the present data
       // chunks still go out as their pieces.
       const place = (scratch ??= codec.createScratch(layout.chunkBytes));
-      const sources = pieces.flatMap((chunk, index) => (chunk === undefined ? [] : [index])).slice(0, params.k);
-      for (const index of sources) copyPieces(pieces[index] as readonly Buffer[], codec.scratchChunk(place, index));
-      await codec.reconstructInPlace(place, sources, dataIndexes.filter((index) => pieces[index] === undefined));
+      await reconstructFromPieces(codec, place, pieces, dataIndexes.filter((index) => pieces[index] === undefined));
       const data = healthy.map((chunk, index) => chunk ?? [copyOf(codec.scratchChunk(place, index))]);
       yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
     }
@@ -169,17 +167,23 @@ function* sliceStripe(data: readonly (readonly Buffer[])[], stripeStart: number,
   }
 }
 
+/**
+ * Computes the chunks at `targets` of one stripe in `scratch` (codec.createScratch) from its
+ * first k present chunks, each given as the pieces it arrived in (`pieces`: k + m entries,
+ * undefined where absent) and copied into place piece by piece, with no join first. The
+ * results are the scratch's chunks (codec.scratchChunk): valid until the scratch is used again.
+ */
+export async function reconstructFromPieces(codec: ErasureCodec, scratch: ReconstructScratch, pieces: readonly (readonly Buffer[] | undefined)[], targets: readonly number[]): Promise<void> {
+  const sources = pieces.flatMap((chunk, index) => (chunk === undefined ? [] : [index])).slice(0, codec.k);
+  for (const index of sources) copyPieces(pieces[index] as readonly Buffer[], codec.scratchChunk(scratch, index));
+  await codec.reconstructInPlace(scratch, sources, targets);
+}
+
 /** Copies a chunk's pieces, in order, into `target` (exactly their total length). */
 function copyPieces(pieces: readonly Buffer[], target: Buffer): void {
   let at = 0;
   for (const piece of pieces) at += piece.copy(target, at);
   assert(at === target.length, "a chunk's pieces fill its place exactly");
-}
-
-/** One chunk from its pieces: the piece itself when it came whole, else a join. */
-function joinPieces(pieces: readonly Buffer[] | undefined): Buffer | undefined {
-  if (pieces === undefined) return undefined;
-  return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
 }
 
 function copyOf(chunk: Buffer): Buffer {
@@ -215,12 +219,10 @@ export class StripeReaders {
     this.#untried = [...usable.filter((index) => !deferred(index)), ...usable.filter(deferred)];
   }
 
-  /** The chunks of `stripe`, k + m entries, at least k of them present. */
-  async readStripe(stripe: number): Promise<(Buffer | undefined)[]> {
-    return (await this.readStripePieces(stripe)).map(joinPieces);
-  }
-
-  /** As readStripe, each chunk as the pieces it arrived in (views of the readers' input). */
+  /**
+   * The chunks of `stripe`, k + m entries, exactly k of them present, each as the pieces it
+   * arrived in (views of the readers' input).
+   */
   async readStripePieces(stripe: number): Promise<(readonly Buffer[] | undefined)[]> {
     const chunks = new Array<readonly Buffer[] | undefined>(this.#params.k + this.#params.m).fill(undefined);
     const delivered: Reader[] = [];
