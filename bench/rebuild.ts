@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { AdminClient } from "../gateway/healer/admin-client.js";
 import type { HealerStatus } from "../gateway/healer/status.js";
 import { GB, MB } from "./limits.js";
-import { cpuDelta, cpuSnapshot } from "./proc.js";
+import { cpuDelta, cpuSnapshot, peakRssBytes, resetPeakRss } from "./proc.js";
 import type { TesseraTarget } from "./targets.js";
 import { putOne, type WorkloadContext } from "./workload.js";
 
@@ -30,6 +30,8 @@ export interface RebuildResult {
   readonly shardBytes?: number;
   readonly seconds?: number;
   readonly cpuSecondsPerGB?: Readonly<Record<string, number>>;
+  /** The gateway's peak RSS from the scan request to the end of the window (the healer runs in the gateway). */
+  readonly gatewayPeakRssBytes?: number;
 }
 
 async function emptyDirectory(directory: string): Promise<void> {
@@ -63,6 +65,10 @@ export async function measureRebuild(tessera: TesseraTarget, context: WorkloadCo
     await node.restart();
     // Objects put before this section lost their shards on the node too: count them all.
     const before = await admin.healStatus();
+    // The gateway's peak from here on is the rebuild's (the PUTs above are one at a time, far
+    // below the matrix's); where the kernel refuses the reset it is the peak of the whole run.
+    const gatewayPid = cluster.gateway.pid;
+    const peakReset = resetPeakRss(gatewayPid);
     const cpuBefore = cpuSnapshot(tessera.target.processes());
     const started = performance.now();
     await admin.requestScan("scan");
@@ -71,6 +77,7 @@ export async function measureRebuild(tessera: TesseraTarget, context: WorkloadCo
     const shardBytes = after.totals.bytesWritten - before.totals.bytesWritten;
     if (shardBytes <= 0) throw new Error(`no shard bytes rebuilt within ${windowMs / 1000} s (state ${after.state})`);
     const cpu = cpuDelta(cpuBefore, cpuSnapshot(tessera.target.processes()));
+    const gatewayPeakRssBytes = peakRssBytes(gatewayPid);
     const sum = (names: (name: string) => boolean): number => [...cpu].filter(([name]) => names(name)).reduce((total, [, value]) => total + value, 0) / (shardBytes / GB);
     return {
       status: "measured",
@@ -79,6 +86,7 @@ export async function measureRebuild(tessera: TesseraTarget, context: WorkloadCo
       shardBytes,
       seconds,
       cpuSecondsPerGB: { gateway: sum((name) => name === "gateway"), nodes: sum((name) => /^n\d+$/.test(name)) },
+      ...(peakReset ? { gatewayPeakRssBytes } : {}),
     };
   } catch (error) {
     return { status: "failed", note: `rebuild not measured: ${error instanceof Error ? error.message : String(error)}` };

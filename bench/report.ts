@@ -186,7 +186,7 @@ export function renderMarkdown(results: BenchResults, inputs: ModelInputs, sizes
     "",
     results.rebuild.megabytesPerSecond === undefined
       ? `${results.rebuild.status}: ${results.rebuild.note}`
-      : `${results.rebuild.megabytesPerSecond.toFixed(1)} MB/s of shards restored (${results.rebuild.note}); CPU s/GB gateway ${results.rebuild.cpuSecondsPerGB?.gateway?.toFixed(1)}, nodes ${results.rebuild.cpuSecondsPerGB?.nodes?.toFixed(1)}. One run, with the healer's default throttle.`,
+      : `${results.rebuild.megabytesPerSecond.toFixed(1)} MB/s of shards restored (${results.rebuild.note}); CPU s/GB gateway ${results.rebuild.cpuSecondsPerGB?.gateway?.toFixed(1)}, nodes ${results.rebuild.cpuSecondsPerGB?.nodes?.toFixed(1)}. One run, with the healer's default throttle.${results.rebuild.gatewayPeakRssBytes === undefined ? "" : ` Gateway peak RSS during the rebuild: ${mib(results.rebuild.gatewayPeakRssBytes)}.`}`,
     ...(results.skipped.length === 0 ? [] : ["", "## Skipped", "", ...results.skipped.map((line) => `- ${line}`)]),
     "",
   ].join("\n");

@@ -114,6 +114,13 @@ describe("bench pieces", () => {
     expect(rowOf(drifting.slice(0, 3))).toBe("| degraded: 1 node stopped (n1) | 64 MiB | 4 | 80 (80–80) MB/s | 100 (100–100) MB/s | – | -20% | 200 (200–200) MB/s | -60% |");
   });
 
+  it("the rebuild line states the gateway's peak RSS during the rebuild when it was measured", () => {
+    const rebuild = { status: "measured" as const, note: "test", megabytesPerSecond: 50, cpuSecondsPerGB: { gateway: 10, nodes: 5 } };
+    const line = (result: BenchResults["rebuild"]) => renderMarkdown({ ...document([], {}), rebuild: result }, inputs, [64 * MiB], [4]).split("\n").find((text) => text.startsWith("50.0 MB/s of shards restored"));
+    expect(line({ ...rebuild, gatewayPeakRssBytes: 300 * MiB })).toContain("Gateway peak RSS during the rebuild: 300 MiB.");
+    expect(line(rebuild)).not.toContain("Gateway peak RSS");
+  });
+
   it("the degraded table states its own number of runs, which differs from the matrix's", () => {
     const run = { bytes: 100e6, operations: 4, seconds: 1, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1 } };
     const spec = { operation: "GET", size: 64 * MiB, concurrency: 4 } as const;
