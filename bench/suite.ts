@@ -130,6 +130,8 @@ export async function measureTarget(started: StartedTarget, options: SuiteOption
   let hugeObjectGatewayPeakRssBytes: number | undefined;
   if (options.tessera !== undefined) {
     if (options.budget.hugeObject) {
+      // hugeObject resets the gateway's peak: the matrix's is read first, or it is lost.
+      peaks.read();
       const huge = await hugeObject(context, options.tessera, options.log);
       cells.push(...huge.cells);
       hugeObjectGatewayPeakRssBytes = huge.gatewayPeak;
