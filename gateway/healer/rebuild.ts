@@ -78,7 +78,7 @@ export async function rebuildShardSet(io: ShardSetIo, want: readonly number[], u
  * its own: a channel holds a chunk until its writer has sent it, past the next stripe. (A fresh
  * scratch and a join of every chunk per stripe made about 2.5 MiB of garbage per rebuilt 256 KiB
  * chunk, and each queued chunk, a view, kept its whole 1.5 MiB scratch alive: the gateway
- * reached 434 MiB while rebuilding an emptied node at 77 MB/s.)
+ * reached 425 MiB while rebuilding an emptied node at 77 MB/s.)
  */
 async function pumpStripes(params: EncodeParams, chunkBytes: number, stripeCount: number, readers: StripeReaders, channels: ReadonlyMap<number, ChunkChannel>): Promise<void> {
   const codec = new ErasureCodec({ k: params.k, m: params.m });
