@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: Tessera's throughput, latency, CPU and memory against this machine's
- * ceilings and the s3rver baseline, in one run (issue 7). See README.md, "Benchmarks".
+ * ceilings and the s3rver baseline, in one run (issue 7). See bench/README.md.
  *
  *   npm run bench [-- --quick] [-- --endpoint http://127.0.0.1:9000 --access-key K --secret-key S]
  *

@@ -21,7 +21,7 @@ import { UsageError, type LogLevel } from "./settings.js";
  * set at 1.4-2.3 × a live heap of 18 MB, with 30-35 MB of ArrayBuffers outstanding at each
  * collection, and ran a full mark-compact every 24 MB received (46 per GB); at 300 percent it
  * ran 4-5 in the same run instead of 42-48, its scavenges freeing the buffers. Measured
- * effects: README, "Fixes and their effect".
+ * effects: bench/README.md, "Fixes and their effect".
  */
 export const HEAP_GROWING_PERCENT_ENV = "TESSERA_HEAP_GROWING_PERCENT";
 /** Ten times live: past this a role's memory would follow its traffic, not its live data. */

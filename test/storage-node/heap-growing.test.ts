@@ -9,7 +9,7 @@
  *
  * The trace line's format is V8's ("[HeapController] Limit: old size: ... KB, new limit: ... KB
  * (4.0)"), that of the Node.js 20 the project runs on. What the factor does to a node's CPU is
- * measured, not tested: bench/node-batch.ts --shards, and README "Fixes and their effect".
+ * measured, not tested: bench/node-batch.ts --shards, and bench/README.md, "Fixes and their effect".
  */
 import { describe, expect, it } from "vitest";
 import { shardLayout } from "../../core/shard-format.js";
