@@ -87,7 +87,7 @@ export async function* decodeRange(params: EncodeParams, source: ShardSource, st
       // chunks still go out as their pieces.
       const place = (scratch ??= codec.createScratch(layout.chunkBytes));
       await reconstructFromPieces(codec, place, pieces, dataIndexes.filter((index) => pieces[index] === undefined));
-      const data = healthy.map((chunk, index) => chunk ?? [copyOf(codec.scratchChunk(place, index))]);
+      const data = healthy.map((chunk, index) => chunk ?? [Buffer.from(codec.scratchChunk(place, index))]);
       yield* sliceStripe(data, stripe * params.blockBytes, layout.chunkBytes, start, end);
     }
   } finally {
@@ -184,12 +184,6 @@ function copyPieces(pieces: readonly Buffer[], target: Buffer): void {
   let at = 0;
   for (const piece of pieces) at += piece.copy(target, at);
   assert(at === target.length, "a chunk's pieces fill its place exactly");
-}
-
-function copyOf(chunk: Buffer): Buffer {
-  const copy = Buffer.allocUnsafe(chunk.length);
-  chunk.copy(copy);
-  return copy;
 }
 
 function indexes(count: number): number[] {
