@@ -107,8 +107,7 @@ export const REFERENCE_CORES = 2;
 
 assert(DATA_POOL_BYTES > 64 * MiB, "the data pool holds the largest matrix object without wrapping");
 assert(BODY_PIECE_BYTES <= DATA_POOL_BYTES, "a body piece is a window of the pool");
-assert(QUICK_BUDGET.runs >= 3 && FULL_BUDGET.runs >= 3, "min / median / max need at least three runs");
-assert(QUICK_BUDGET.degradedRuns >= 3 && FULL_BUDGET.degradedRuns >= 3, "min / median / max need at least three runs");
+assert([QUICK_BUDGET, FULL_BUDGET].every((budget) => budget.runs >= 3 && budget.degradedRuns >= 3), "min / median / max need at least three runs");
 
 /**
  * Condition of the healthy GETs measured right before the nodes are stopped: what the degraded
