@@ -12,6 +12,7 @@ export default defineConfig({
   test: {
     include: durability ? ["test/durability/**/*.test.ts"] : ["test/**/*.test.ts"],
     exclude: durability ? configDefaults.exclude : [...configDefaults.exclude, "test/durability/**"],
+    globalSetup: ["test/global-setup.ts"],
     // Two cores on CI: more workers only add contention.
     maxWorkers: 2,
     testTimeout: 60_000,

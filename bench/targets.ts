@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildIfStale } from "../bin/build.js";
 import { AdminClient } from "../gateway/healer/admin-client.js";
 import { startCluster, type TestCluster } from "../test/cluster-harness.js";
 import { startHelper } from "./child.js";
@@ -54,6 +55,8 @@ export function envFromPairs(pairs: readonly string[]): NodeJS.ProcessEnv {
  * the bench's own settings (BENCH_DOWN_AFTER_MS).
  */
 export async function startTessera(env: NodeJS.ProcessEnv = {}): Promise<TesseraTarget> {
+  // The processes run dist/ (what users run) once it is built from the current sources.
+  await buildIfStale();
   const cluster = await startCluster({ nodes: 6, k: 4, m: 2, env: { TESSERA_HEAL_DOWN_AFTER_MS: String(BENCH_DOWN_AFTER_MS), ...env } });
   try {
     const processes = (): ProcessRef[] => [

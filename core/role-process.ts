@@ -11,6 +11,13 @@ import PinoPretty from "pino-pretty";
 import { UsageError, type LogLevel } from "./settings.js";
 
 /**
+ * What this process runs: "dist" (the JavaScript bin/build.js compiles, which bin/tessera.js
+ * runs when it is a build of the current sources) or "sources" (the TypeScript through tsx:
+ * about 40 MiB more memory per process). Each role's "listening" line says which.
+ */
+export const RUNS_FROM: "dist" | "sources" = new URL(import.meta.url).pathname.includes("/dist/core/") ? "dist" : "sources";
+
+/**
  * How far V8 lets a role's old generation grow past what the last full collection kept, in
  * percent (V8's --heap-growing-percent: the limit is live × (1 + percent / 100)); each role
  * sets its own default (storage-node/main.ts, gateway/main.ts). 0 leaves V8's own rule.
