@@ -1,9 +1,10 @@
 /**
  * The gateway-wide budget of stripe bytes (issue 7: gateway RSS under 256 MiB with 16
- * concurrent 64 MiB PUTs or GETs). Every large PUT's encoder and GET's decoder holds a share
- * of it for its data phase: its stripes being cut, encoded, queued for the shard writers or
- * served, sized by its stripe (perRequestBytes). A request that does not fit waits, first
- * come first served, before it reads its first byte; its client's bytes wait in the socket.
+ * concurrent 64 MiB PUTs or GETs, or while the healer rebuilds). Every large PUT's encoder,
+ * GET's decoder and healer's rebuild of a shard set holds a share of it for its data phase:
+ * its stripes being cut, encoded, queued for the shard writers or served, sized by its
+ * stripe (perRequestBytes). A request that does not fit waits, first come first served,
+ * before it reads its first byte; its client's bytes wait in the socket.
  *
  * It cannot deadlock: a request asks once, while holding nothing, and releases when its data
  * phase ends, whatever happens; a request bigger than the whole budget is let through alone
@@ -43,6 +44,24 @@ export const PUT_STRIPES_HELD = 4;
  * chunk or two.
  */
 export const GET_STRIPES_HELD = 4;
+
+/**
+ * What a healer's rebuild of one shard set holds, in stripe sets of its shard set: its readers
+ * buffer as a GET's do (GET_STRIPES_HELD data stripes: about three stripe sets), plus the one
+ * reconstruct scratch of k + m chunks (gateway/healer/rebuild.ts); its writers' channels hold
+ * a chunk or two per rebuilt shard, within the rounding. 6 MiB at 4+2 with 1 MiB stripes.
+ */
+export const REBUILD_STRIPE_SETS_HELD = 4;
+/**
+ * The part of the budget the healer's rebuilds may hold at once: they take a share of this and
+ * of the gateway's budget, so that rebuilds never hold more than half of it and clients keep
+ * the other half. Two large rebuilds at 4+2 (12 MiB): measured while rebuilding an emptied
+ * node of 16 × 64 MiB and 3,100 smaller objects, two at once restored 51-52 MB/s as eight did
+ * (51-54), and the gateway peaked at 215-220 MiB instead of 275-300 (bench/README.md, "Fixes
+ * and their effect"). The healer still repairs REBUILD_CONCURRENCY_DEFAULT objects at once:
+ * small ones, which hold less than BUDGET_SHARE_BYTES_MIN, pass.
+ */
+export const HEALER_STRIPE_BUDGET_BYTES = STRIPE_BUDGET_BYTES / 2;
 
 /** A request whose share would be smaller than this skips the budget: small objects hold next to nothing, and must not queue behind large ones. */
 export const BUDGET_SHARE_BYTES_MIN = 256 * 1024;
@@ -111,6 +130,8 @@ export class StripeBudget {
 
 /** The gateway's budget: every encoder and decoder of this process shares it. */
 export const stripeBudget = new StripeBudget(STRIPE_BUDGET_BYTES);
+/** The healer's part of it (HEALER_STRIPE_BUDGET_BYTES): a rebuild takes this share first, then the gateway's. */
+export const healerStripeBudget = new StripeBudget(HEALER_STRIPE_BUDGET_BYTES);
 
 /** The bytes of `stripes` stripe sets (k data chunks and m parity chunks) of `blockBytes` stripes. */
 export function stripeSetBytes(blockBytes: number, k: number, m: number, stripes: number): number {

@@ -4,17 +4,20 @@
  * another shard when one fails), reconstruct the wanted indexes of each stripe, and stream
  * each into its own shard writer through a bounded channel. Memory is one reconstruct scratch
  * (k + m chunks) reused for every stripe, what the readers buffer, and ENCODE_CHUNKS_QUEUED_MAX
- * chunks per writer, whatever the size.
+ * chunks per writer, whatever the size; a rebuild of a large shard set holds a share of the
+ * healer's and the gateway's stripe budgets for as long (REBUILD_STRIPE_SETS_HELD,
+ * HEALER_STRIPE_BUDGET_BYTES in gateway/erasure/stripe-budget.ts).
  */
 import { assert } from "../../core/assert.js";
 import { ErasureCodec } from "../../core/codec.js";
 import { TesseraError } from "../../core/errors.js";
-import { shardLayout } from "../../core/shard-format.js";
+import { shardLayout, type ShardLayout } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import type { StripeRange } from "../../core/storage-api.js";
 import { ChunkChannel } from "../erasure/chunk-channel.js";
 import { reconstructFromPieces, StripeReaders } from "../erasure/decode.js";
 import { ENCODE_CHUNKS_QUEUED_MAX, type EncodeParams } from "../erasure/encode.js";
+import { BUDGET_SHARE_BYTES_MIN, healerStripeBudget, REBUILD_STRIPE_SETS_HELD, stripeBudget, stripeSetBytes } from "../erasure/stripe-budget.js";
 
 /** Reading and writing the shards of one shard set, wherever they live (nodes or records). */
 export interface ShardSetIo {
@@ -45,6 +48,26 @@ export async function rebuildShardSet(io: ShardSetIo, want: readonly number[], u
   const { params } = io;
   assert(want.length > 0 && want.every((index) => index >= 0 && index < params.k + params.m), "wanted shard indexes exist");
   const layout = shardLayout({ ...params, shardIndex: 0 });
+  // A share of the healer's part of the stripe budget, then of the gateway's, before any shard
+  // is opened (as a GET's decoder takes one). Always in this order, and the gateway's holders
+  // never wait on the healer's: no cycle.
+  const share = Math.min(stripeSetBytes(params.blockBytes, params.k, params.m, REBUILD_STRIPE_SETS_HELD), stripeSetBytes(params.objectLength, params.k, params.m, 1));
+  if (share < BUDGET_SHARE_BYTES_MIN) return rebuildWithin(io, want, unusable, layout);
+  const releaseHealer = await healerStripeBudget.acquire(share);
+  try {
+    const release = await stripeBudget.acquire(share);
+    try {
+      return await rebuildWithin(io, want, unusable, layout);
+    } finally {
+      release();
+    }
+  } finally {
+    releaseHealer();
+  }
+}
+
+async function rebuildWithin(io: ShardSetIo, want: readonly number[], unusable: ReadonlySet<number>, layout: ShardLayout): Promise<RebuildResult> {
+  const { params } = io;
   const badSources: number[] = [];
   const skip = new Set([...unusable, ...want]);
   const readers = new StripeReaders(params, (index, range, signal) => io.read(index, range, signal), Math.max(0, layout.stripeCount - 1), {

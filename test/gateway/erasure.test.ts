@@ -5,7 +5,9 @@ import type { StripeRange } from "../../core/storage-api.js";
 import { decodeInline, decodeRange, type ShardSource } from "../../gateway/erasure/decode.js";
 import { SHARD_HEADER_BYTES } from "../../core/limits.js";
 import { FLUSH_LAG_CHUNKS, REUSED_CHUNK_BYTES_MIN, STRIPE_BUFFERS_PER_PUT, encodeObject, type EncodeParams, type ShardSink } from "../../gateway/erasure/encode.js";
-import { stripeBudget } from "../../gateway/erasure/stripe-budget.js";
+import { healerStripeBudget, REBUILD_STRIPE_SETS_HELD, stripeBudget, stripeSetBytes } from "../../gateway/erasure/stripe-budget.js";
+import { rebuildShardSet } from "../../gateway/healer/rebuild.js";
+import { memoryShardSetIo } from "../../gateway/healer/shard-io.js";
 import { Prng, seedFromEnv } from "../prng.js";
 
 const seed = seedFromEnv(0x5eed_e4c0);
@@ -225,6 +227,39 @@ describe(`erasure encode/decode (seed ${seed})`, () => {
       expect(stripeBudget.usedBytes).toBe(0);
     } finally {
       held();
+    }
+  });
+
+  it("a healer's rebuild of a large shard set holds a share of the healer's and the gateway's budgets, and waits while either is full", async () => {
+    const prng = new Prng(seed + 10);
+    const size = 6 * 1024 * 1024;
+    const params = { ...paramsFor(prng, 4, 2, size), blockBytes: 1024 * 1024 };
+    const store = await encodeToMemory(prng, params, prng.bytes(size));
+    const set = { partNumber: 0, versionId: "v", params };
+    const share = stripeSetBytes(params.blockBytes, 4, 2, REBUILD_STRIPE_SETS_HELD);
+    expect(share).toBeLessThanOrEqual(healerStripeBudget.capacityBytes);
+    for (const full of [healerStripeBudget, stripeBudget]) {
+      const held = new Map([...store].filter(([index]) => index !== 1));
+      const rebuilt = new Map<number, Buffer>();
+      const blocker = await full.acquire(full.capacityBytes - full.usedBytes);
+      let settled = false;
+      // What both budgets held whenever it opened a shard for reading.
+      const usedAtRead: number[][] = [];
+      const io = memoryShardSetIo(set, held, rebuilt);
+      const watched = { ...io, read: (...args: Parameters<typeof io.read>) => (usedAtRead.push([healerStripeBudget.usedBytes, stripeBudget.usedBytes]), io.read(...args)) };
+      const rebuild = rebuildShardSet(watched, [1], new Set([1])).finally(() => (settled = true));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(settled).toBe(false);
+        expect(rebuilt.size).toBe(0);
+      } finally {
+        blocker();
+      }
+      expect((await rebuild).written).toEqual([1]);
+      expect(rebuilt.get(1)?.equals(store.get(1) as Buffer)).toBe(true);
+      expect(usedAtRead.length).toBeGreaterThanOrEqual(4);
+      expect(usedAtRead.every(([healer, gateway]) => healer === share && gateway === share)).toBe(true);
+      expect([healerStripeBudget.usedBytes, stripeBudget.usedBytes]).toEqual([0, 0]);
     }
   });
 
