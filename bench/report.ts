@@ -30,8 +30,8 @@ export interface BenchResults {
   readonly cells: readonly CellResult[];
   /** Peak resident bytes (VmHWM) per process over the whole run, by target then process. */
   readonly peakRssBytes: Readonly<Record<string, Readonly<Record<string, number>>>>;
-  /** The gateway's peak RSS during the 1 GiB PUT and GET alone. */
-  readonly hugeObjectGatewayPeakRssBytes?: number;
+  /** Tessera's gateway: its peak RSS in each phase of the run, in order ("4 KiB cells", ..., "1 GiB object", "degraded GETs", "rebuild"). */
+  readonly gatewayPeakRssBytesByPhase?: Readonly<Record<string, number>>;
   readonly rebuild: RebuildResult;
   readonly skipped: readonly string[];
 }
@@ -137,6 +137,11 @@ function memoryRows(results: BenchResults): string[] {
   for (const [target, processes] of Object.entries(results.peakRssBytes)) {
     for (const [name, bytes] of Object.entries(processes)) rows.push(`| ${target} | ${name} | ${mib(bytes)} |`);
   }
+  const phases = Object.entries(results.gatewayPeakRssBytesByPhase ?? {});
+  if (phases.length > 0) {
+    rows.push("", "Tessera's gateway by phase of the run (its peak is reset as each phase ends):", "", "| phase | gateway peak RSS |", "|---|---:|");
+    for (const [phase, bytes] of phases) rows.push(`| ${phase} | ${mib(bytes)} |`);
+  }
   return rows;
 }
 
@@ -145,7 +150,7 @@ function hugeRows(results: BenchResults): string[] {
   if (huge.length === 0) return ["(skipped in --quick)"];
   const rows = ["| op | Tessera | CPU s/GB gateway / nodes |", "|---|---|---|"];
   for (const cell of huge) rows.push(`| ${cell.operation} 1 GiB | ${figure(cell, false)} | ${(cell.cpuSecondsPerGB?.gateway?.median ?? 0).toFixed(2)} / ${(cell.cpuSecondsPerGB?.nodes?.median ?? 0).toFixed(2)} |`);
-  rows.push("", `Gateway peak RSS during the 1 GiB PUT and GET: ${mib(results.hugeObjectGatewayPeakRssBytes)}.`);
+  rows.push("", `Gateway peak RSS during the 1 GiB PUT and GET: ${mib(results.gatewayPeakRssBytesByPhase?.["1 GiB object"])}.`);
   return rows;
 }
 

@@ -110,7 +110,7 @@ async function main(): Promise<void> {
       model: [],
       cells: measured.flatMap((each) => each.cells),
       peakRssBytes: Object.fromEntries(measured.map((each) => [each.target, each.peakRssBytes])),
-      ...(measured[0]?.hugeObjectGatewayPeakRssBytes === undefined ? {} : { hugeObjectGatewayPeakRssBytes: measured[0].hugeObjectGatewayPeakRssBytes }),
+      ...(measured[0]?.gatewayPeakRssBytesByPhase === undefined ? {} : { gatewayPeakRssBytesByPhase: measured[0].gatewayPeakRssBytesByPhase }),
       rebuild,
       skipped: measured.flatMap((each) => each.skipped.map((line) => `${each.target}: ${line}`)),
     };

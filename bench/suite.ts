@@ -1,8 +1,8 @@
 /**
  * Everything measured on one target: a warm-up, the matrix (PUT, GET, MIXED × sizes ×
- * concurrencies), then for Tessera the 1 GiB object (the gateway's peak RSS read around it),
- * healthy GETs, then degraded GETs with one and two storage nodes stopped, healthy GETs again
- * once they are back, and the healer's rebuild of an emptied node; the peak RSS of every process.
+ * concurrencies), then for Tessera the 1 GiB object, healthy GETs, then degraded GETs with one
+ * and two storage nodes stopped, healthy GETs again once they are back, and the healer's
+ * rebuild of an emptied node; the peak RSS of every process, and the gateway's per phase.
  */
 import type { DataPool } from "./data.js";
 import { CONCURRENCIES, DEGRADED_AFTER_CONDITION, DEGRADED_BASELINE_CONDITION, HUGE_OBJECT_BYTES, WARMUP_BYTES_MAX, WARMUP_OPERATIONS, type Budget } from "./limits.js";
@@ -31,23 +31,40 @@ export interface TargetMeasurements {
   readonly target: string;
   readonly cells: CellResult[];
   readonly peakRssBytes: Record<string, number>;
-  readonly hugeObjectGatewayPeakRssBytes?: number;
+  /** Tessera only: the gateway's peak RSS in each phase of the run, in order (PeakTracker.endPhase). */
+  readonly gatewayPeakRssBytesByPhase?: Record<string, number>;
   /** Tessera only: the healer restoring an emptied node. */
   readonly rebuild?: RebuildResult;
   readonly skipped: string[];
 }
 
-/** Peak RSS per process name, kept across node restarts (a restarted node starts a new peak). */
+/**
+ * Peak RSS per process name, kept across node restarts (a restarted node starts a new peak),
+ * and the gateway's peak per phase of the run: endPhase reads it and resets it (VmHWM), so
+ * each phase's figure is its own (the whole-run peak alone could not say which phase set it).
+ */
 class PeakTracker {
   readonly peaks: Record<string, number> = {};
+  readonly gatewayByPhase: Record<string, number> = {};
   readonly #started: StartedTarget;
+  readonly #log: (line: string) => void;
 
-  constructor(started: StartedTarget) {
+  constructor(started: StartedTarget, log: (line: string) => void) {
     this.#started = started;
+    this.#log = log;
   }
 
   read(): void {
     for (const { name, pid } of this.#started.target.processes()) this.peaks[name] = Math.max(this.peaks[name] ?? 0, peakRssBytes(pid));
+  }
+
+  /** Ends a phase of the run: records the gateway's peak since the last phase ended, and resets it. */
+  endPhase(phase: string): void {
+    this.read();
+    const gateway = this.#started.target.processes().find((process) => process.name === "gateway");
+    if (gateway === undefined) return;
+    this.gatewayByPhase[phase] = peakRssBytes(gateway.pid);
+    if (!resetPeakRss(gateway.pid)) this.#log(`the kernel refused to reset the gateway's peak RSS: the phases after "${phase}" show the peak since the start`);
   }
 }
 
@@ -58,7 +75,7 @@ async function cell(context: WorkloadContext, spec: CellSpec, log: (line: string
   return result;
 }
 
-async function matrix(context: WorkloadContext, options: SuiteOptions, skipped: string[]): Promise<CellResult[]> {
+async function matrix(context: WorkloadContext, options: SuiteOptions, skipped: string[], peaks: PeakTracker): Promise<CellResult[]> {
   const cells: CellResult[] = [];
   for (const size of options.sizes) {
     const warmups = Math.max(1, Math.min(WARMUP_OPERATIONS, Math.floor(WARMUP_BYTES_MAX / size)));
@@ -73,23 +90,19 @@ async function matrix(context: WorkloadContext, options: SuiteOptions, skipped: 
         cells.push(await cell(context, { operation, size, concurrency, condition: "healthy" }, options.log));
       }
     }
+    peaks.endPhase(`${sizeName(size)} cells`);
   }
   return cells;
 }
 
-/** The 1 GiB object, PUT then GET, one at a time; returns the gateway's peak RSS around it. */
-async function hugeObject(context: WorkloadContext, tessera: TesseraTarget, log: (line: string) => void): Promise<{ cells: CellResult[]; gatewayPeak: number }> {
-  const gateway = tessera.cluster.gateway.pid;
-  const reset = resetPeakRss(gateway);
+/** The 1 GiB object, PUT then GET, one at a time (its gateway peak: the phase "1 GiB object"). */
+async function hugeObject(context: WorkloadContext, log: (line: string) => void): Promise<CellResult[]> {
   // One operation per run: runMs 0 ends each run after its first object.
   const once = { ...context, runMs: 0 };
-  const cells = [
+  return [
     await cell(once, { operation: "PUT", size: HUGE_OBJECT_BYTES, concurrency: 1, condition: "1 GiB object" }, log),
     await cell(once, { operation: "GET", size: HUGE_OBJECT_BYTES, concurrency: 1, condition: "1 GiB object" }, log),
   ];
-  const gatewayPeak = peakRssBytes(gateway);
-  if (!reset) log("the kernel refused to reset the gateway's peak RSS: the 1 GiB figure is the peak of the whole run");
-  return { cells, gatewayPeak };
 }
 
 async function degraded(matrixContext: WorkloadContext, options: SuiteOptions, tessera: TesseraTarget, peaks: PeakTracker): Promise<CellResult[]> {
@@ -125,35 +138,32 @@ async function degraded(matrixContext: WorkloadContext, options: SuiteOptions, t
 export async function measureTarget(started: StartedTarget, options: SuiteOptions): Promise<TargetMeasurements> {
   const context: WorkloadContext = { target: started.target, data: options.data, catalog: new ObjectCatalog(), runs: options.budget.runs, runMs: options.budget.runMs, seed: options.seed };
   const skipped: string[] = [];
-  const peaks = new PeakTracker(started);
-  const cells = await matrix(context, options, skipped);
-  let hugeObjectGatewayPeakRssBytes: number | undefined;
+  const peaks = new PeakTracker(started, options.log);
+  const cells = await matrix(context, options, skipped, peaks);
   if (options.tessera !== undefined) {
     if (options.budget.hugeObject) {
-      // hugeObject resets the gateway's peak: the matrix's is read first, or it is lost.
-      peaks.read();
-      const huge = await hugeObject(context, options.tessera, options.log);
-      cells.push(...huge.cells);
-      hugeObjectGatewayPeakRssBytes = huge.gatewayPeak;
+      cells.push(...(await hugeObject(context, options.log)));
+      peaks.endPhase("1 GiB object");
     } else {
       skipped.push("the 1 GiB object (--quick)");
     }
     cells.push(...(await degraded(context, options, options.tessera, peaks)));
+    peaks.endPhase("degraded GETs");
   }
-  peaks.read();
   let rebuild: RebuildResult | undefined;
   if (options.tessera !== undefined) {
     options.log("rebuild: emptying a node's disk and timing the healer");
     rebuild = await measureRebuild(options.tessera, context, options.budget.rebuildObjects, options.budget.rebuildWindowMs);
     options.log(`rebuild: ${rebuild.status}: ${rebuild.megabytesPerSecond?.toFixed(1) ?? "–"} MB/s; ${rebuild.note}`);
     // The rebuild's peaks count too: the healer runs in the gateway, and n3 was restarted.
-    peaks.read();
+    // (measureRebuild reset the gateway's peak before its scan: this phase is the rebuild's.)
+    peaks.endPhase("rebuild");
   }
   return {
     target: started.target.name,
     cells,
     peakRssBytes: peaks.peaks,
-    ...(hugeObjectGatewayPeakRssBytes === undefined ? {} : { hugeObjectGatewayPeakRssBytes }),
+    ...(options.tessera === undefined ? {} : { gatewayPeakRssBytesByPhase: peaks.gatewayByPhase }),
     ...(rebuild === undefined ? {} : { rebuild }),
     skipped,
   };

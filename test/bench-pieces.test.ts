@@ -121,6 +121,14 @@ describe("bench pieces", () => {
     expect(line(rebuild)).not.toContain("Gateway peak RSS");
   });
 
+  it("the gateway's peak RSS is listed per phase of the run, in the order measured", () => {
+    const phases = { "4 KiB cells": 150 * MiB, "64 MiB cells": 230 * MiB, "1 GiB object": 210 * MiB, rebuild: 260 * MiB };
+    const markdown = renderMarkdown({ ...document([], { tessera: { gateway: 260 * MiB } }), gatewayPeakRssBytesByPhase: phases }, inputs, [64 * MiB], [4]);
+    const table = markdown.slice(markdown.indexOf("| phase | gateway peak RSS |")).split("\n").slice(2, 6);
+    expect(table).toEqual(["| 4 KiB cells | 150 MiB |", "| 64 MiB cells | 230 MiB |", "| 1 GiB object | 210 MiB |", "| rebuild | 260 MiB |"]);
+    expect(renderMarkdown(document([], {}), inputs, [64 * MiB], [4])).not.toContain("| phase |");
+  });
+
   it("the degraded table states its own number of runs, which differs from the matrix's", () => {
     const run = { bytes: 100e6, operations: 4, seconds: 1, latencyMs: { p50: 10, p99: 20 }, cpuSeconds: { gateway: 1 } };
     const spec = { operation: "GET", size: 64 * MiB, concurrency: 4 } as const;
