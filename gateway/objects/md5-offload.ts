@@ -32,6 +32,14 @@ export const MD5_WORKERS = Math.max(1, availableParallelism() - 1);
 
 /** Batch buffers kept for reuse (1 MiB each): eight PUTs at the in-flight bound; more are allocated and dropped. */
 export const MD5_POOLED_BUFFERS_MAX = 16;
+/**
+ * The pool is emptied once no batch buffer has been taken for this long. It serves bursts of
+ * concurrent large PUTs; kept through a quiet spell it is up to 16 MiB that GETs and the
+ * healer could use (a heap snapshot taken while the healer rebuilt an emptied node, with no
+ * PUT running, found 13 of its buffers: the largest group of the gateway's live ArrayBuffers).
+ * Ten seconds: a pause between PUTs costs nothing; the first PUT after a quiet spell allocates.
+ */
+export const MD5_POOL_IDLE_MS = 10_000;
 
 assert(MD5_IN_FLIGHT_BYTES_MAX >= 2 * MD5_BATCH_BYTES, "a batch can be filled while the previous one is hashed");
 
@@ -39,13 +47,40 @@ type ToWorker = { readonly id: number; readonly bytes: ArrayBuffer; readonly len
 type FromWorker = { readonly id: number; readonly hashed: number; readonly bytes: ArrayBuffer } | { readonly id: number; readonly digest: Uint8Array };
 
 const pooledBuffers: ArrayBuffer[] = [];
+/** When a batch buffer was last taken (Date.now()). */
+let lastTakenAt = 0;
+/** Runs while the pool holds buffers: empties it once idle (MD5_POOL_IDLE_MS). */
+let idleTimer: NodeJS.Timeout | undefined;
 
 function batchBuffer(): ArrayBuffer {
+  lastTakenAt = Date.now();
   return pooledBuffers.pop() ?? new ArrayBuffer(MD5_BATCH_BYTES);
 }
 
 function recycle(buffer: ArrayBuffer): void {
-  if (buffer.byteLength === MD5_BATCH_BYTES && pooledBuffers.length < MD5_POOLED_BUFFERS_MAX) pooledBuffers.push(buffer);
+  if (buffer.byteLength !== MD5_BATCH_BYTES || pooledBuffers.length >= MD5_POOLED_BUFFERS_MAX) return;
+  pooledBuffers.push(buffer);
+  idleTimer ??= setTimeout(checkIdle, MD5_POOL_IDLE_MS).unref();
+}
+
+function checkIdle(): void {
+  idleTimer = undefined;
+  trimIdleMd5Pool(Date.now());
+  // Taken from since: look again when it would have been idle that long.
+  if (pooledBuffers.length > 0) idleTimer = setTimeout(checkIdle, Math.max(1, lastTakenAt + MD5_POOL_IDLE_MS - Date.now())).unref();
+}
+
+/** Empties the pool if no buffer was taken in the MD5_POOL_IDLE_MS before `now`; returns how many it dropped. */
+export function trimIdleMd5Pool(now: number): number {
+  if (now - lastTakenAt < MD5_POOL_IDLE_MS) return 0;
+  const dropped = pooledBuffers.length;
+  pooledBuffers.length = 0;
+  return dropped;
+}
+
+/** Batch buffers pooled now (tests). */
+export function md5PooledBuffers(): number {
+  return pooledBuffers.length;
 }
 
 /** The worker's code: plain JavaScript, so it runs whatever loader the gateway uses. */
