@@ -9,7 +9,7 @@ import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { formatSpread } from "./stats.js";
-import { startTessera } from "./targets.js";
+import { startTessera, tuneClientProcess } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
 
 /** Length of the unmeasured run before each cell's timed runs (JIT warm-up). */
@@ -23,6 +23,7 @@ function parseCell(text: string): { operation: Operation; size: number; concurre
 }
 
 const cells = process.argv.slice(2).map(parseCell);
+tuneClientProcess();
 const tessera = await startTessera();
 try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };

@@ -12,7 +12,7 @@ import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
 import { baselineMean, percentChange } from "./report.js";
 import { formatSpread } from "./stats.js";
-import { envFromPairs, startTessera, waitForNodesUp } from "./targets.js";
+import { envFromPairs, startTessera, tuneClientProcess, waitForNodesUp } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type CellResult } from "./workload.js";
 
 const { values } = parseArgs({
@@ -33,6 +33,7 @@ const concurrency = Number(values.concurrency);
 const signal = values.signal.toUpperCase();
 if (signal !== "TERM" && signal !== "STOP") throw new Error(`--signal is TERM or STOP, got ${values.signal}`);
 
+tuneClientProcess();
 const tessera = await startTessera(envFromPairs(values.env));
 const stopped: string[] = [];
 try {

@@ -145,3 +145,16 @@ export const NODES_UP_POLL_MS = 250;
  * own (bench/rebuild.ts, which empties a disk and asks for a scan, not waiting for this).
  */
 export const BENCH_DOWN_AFTER_MS = 10 * 60_000;
+
+/**
+ * V8's heap growing percent of the bench's own process, the S3 client (core/role-process.ts
+ * explains the flag; the storage nodes run at 300 for the same reason). Every 64 KiB socket
+ * read of a GET is a fresh Buffer, and under V8's own rule the client's small heap (about 15
+ * MiB) set a limit that those Buffers crossed every few tens of MB: GET 64 MiB ×4 cells ran 74
+ * to 278 major collections each, the count flipping from one cell to the next, and the
+ * client's CPU with it, 0.35 or 0.87 s per GB, which moved the Tessera figures it shares two
+ * cores with by up to a fifth (the degraded GETs' ratio swung between -27% and -8% across the
+ * thirteenth session's reference runs). At 300: 1 or 2 major collections per cell, the client
+ * at 0.36-0.41 s per GB in every cell (bench/degraded.ts, two rounds each).
+ */
+export const CLIENT_HEAP_GROWING_PERCENT = 300;

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { summarizeProfile, type FunctionCost } from "./cpu-profile.js";
 import { DataPool } from "./data.js";
 import { SEED_DEFAULT } from "./limits.js";
-import { startTessera } from "./targets.js";
+import { startTessera, tuneClientProcess } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
 
 /** Rows of each ranking printed per process. */
@@ -58,6 +58,7 @@ await rm(directory, { recursive: true, force: true });
 await mkdir(directory, { recursive: true });
 
 const hook = fileURLToPath(new URL("./profile-hook.js", import.meta.url));
+tuneClientProcess();
 const tessera = await startTessera({ NODE_OPTIONS: `--import ${hook}`, BENCH_CPU_PROFILE_DIR: directory });
 const names = new Map(tessera.target.processes().map((each) => [each.pid, each.name]));
 const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: 1, runMs: Number(values.seconds) * 1000, seed: SEED_DEFAULT };

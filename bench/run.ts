@@ -20,7 +20,7 @@ import { CONCURRENCIES, FULL_BUDGET, GiB, OBJECT_SIZES, QUICK_BUDGET, SEED_DEFAU
 import { describeModel, modelInputs } from "./model.js";
 import type { RebuildResult } from "./rebuild.js";
 import { renderMarkdown, type BenchResults, type Machine } from "./report.js";
-import { endpointTarget, startBaseline, startTessera, type StartedTarget, type TesseraTarget } from "./targets.js";
+import { endpointTarget, startBaseline, startTessera, tuneClientProcess, type StartedTarget, type TesseraTarget } from "./targets.js";
 import { measureTarget, type TargetMeasurements } from "./suite.js";
 
 const RESULTS_DIRECTORY = fileURLToPath(new URL("./results/", import.meta.url));
@@ -75,6 +75,7 @@ async function withTarget<T>(start: () => Promise<StartedTarget>, use: (started:
 }
 
 async function main(): Promise<void> {
+  tuneClientProcess();
   const options = parseOptions();
   const budget: Budget = options.quick ? QUICK_BUDGET : FULL_BUDGET;
   const began = Date.now();

@@ -7,10 +7,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildIfStale } from "../bin/build.js";
+import { applyHeapGrowingPercent } from "../core/role-process.js";
 import { AdminClient } from "../gateway/healer/admin-client.js";
 import { startCluster, type TestCluster } from "../test/cluster-harness.js";
 import { startHelper } from "./child.js";
-import { BENCH_DOWN_AFTER_MS, NODES_UP_POLL_MS, NODES_UP_WAIT_MS } from "./limits.js";
+import { BENCH_DOWN_AFTER_MS, CLIENT_HEAP_GROWING_PERCENT, NODES_UP_POLL_MS, NODES_UP_WAIT_MS } from "./limits.js";
 import type { ProcessRef } from "./proc.js";
 import { BenchS3Client, type S3Endpoint } from "./s3-client.js";
 import type { Target } from "./workload.js";
@@ -48,6 +49,14 @@ export function envFromPairs(pairs: readonly string[]): NodeJS.ProcessEnv {
       return [pair.slice(0, at), pair.slice(at + 1)];
     }),
   );
+}
+
+/**
+ * Tunes this process, the bench's S3 client, before it measures anything: every bench entry
+ * point that drives a target calls it first (CLIENT_HEAP_GROWING_PERCENT in limits.ts).
+ */
+export function tuneClientProcess(): void {
+  applyHeapGrowingPercent(CLIENT_HEAP_GROWING_PERCENT);
 }
 
 /**
