@@ -19,8 +19,8 @@ export const LINE_CHARS_MAX = 64 * 1024;
 /** Output lines kept per child to explain a failure: a crash's cause is in its last lines. */
 export const TAIL_LINES = 20;
 
-/** The launcher, bin/tessera.js, whether this module runs from bin/ or compiled in dist/bin/. */
-export const TESSERA_BIN = fileURLToPath(new URL(import.meta.url.includes("/dist/bin/") ? "../../bin/tessera.js" : "./tessera.js", import.meta.url));
+/** The launcher, bin/tessera.js, whether this module runs as bin/supervised-child.ts or compiled as dist/bin/supervised-child.js. */
+export const TESSERA_BIN = fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "../../bin/tessera.js" : "./tessera.js", import.meta.url));
 
 export interface ExitStatus {
   readonly code: number | null;

@@ -15,7 +15,7 @@ import { UsageError, type LogLevel } from "./settings.js";
  * runs when it is a build of the current sources) or "sources" (the TypeScript through tsx:
  * about 40 MiB more memory per process). Each role's "listening" line says which.
  */
-export const RUNS_FROM: "dist" | "sources" = new URL(import.meta.url).pathname.includes("/dist/core/") ? "dist" : "sources";
+export const RUNS_FROM: "dist" | "sources" = import.meta.url.endsWith(".js") ? "dist" : "sources";
 
 /**
  * How far V8 lets a role's old generation grow past what the last full collection kept, in
