@@ -111,6 +111,8 @@ export interface StartOptions {
   readonly logLevel?: string;
   /** Flags for node itself, before the script (V8's tracing flags, which NODE_OPTIONS refuses). */
   readonly nodeFlags?: readonly string[];
+  /** Every piece of the node's output (stdout and stderr), for a test that reads all of it: output() keeps only a tail. */
+  readonly onOutput?: (piece: string) => void;
 }
 
 function nodeArgs(nodeId: string, dirs: NodeDirs, options: StartOptions): string[] {
@@ -125,6 +127,8 @@ export async function startNode(prng: Prng, options: StartOptions = {}): Promise
   const dirs = options.dirs ?? (await makeNodeDirs(prng));
   const child = spawnTessera(nodeArgs(nodeId, dirs, options), options.env, options.nodeFlags);
   const tail = captureOutput(child);
+  const onOutput = options.onOutput;
+  if (onOutput !== undefined) for (const stream of [child.stdout, child.stderr]) stream?.on("data", (piece: Buffer) => onOutput(piece.toString("utf8")));
   const exited = exitOf(child);
   const { url, port } = await waitForListening(child, tail, exited);
   assertPid(child);
