@@ -15,7 +15,7 @@ import { readableChunks } from "../../core/readable-chunks.js";
 import { shardLayout, type ShardHeader } from "../../core/shard-format.js";
 import { writeShard } from "../../core/shard-stream.js";
 import { ChunkChannel } from "./chunk-channel.js";
-import { BUDGET_SHARE_BYTES_MIN, PUT_STRIPES_HELD, stripeBudget, stripeSetBytes } from "./stripe-budget.js";
+import { BUDGET_SHARE_BYTES_MIN, objectShareBytes, PUT_STRIPES_HELD, stripeBudget } from "./stripe-budget.js";
 
 /**
  * Chunks queued per shard writer. One lets the encoder fill stripe s+2 while stripe s+1 waits
@@ -91,7 +91,7 @@ export async function encodeObject(body: AsyncIterable<Buffer>, params: EncodePa
     }),
   );
   const live = (): number => channels.filter((channel) => !channel.abandoned).length;
-  const share = Math.min(stripeSetBytes(params.blockBytes, params.k, params.m, PUT_STRIPES_HELD), stripeSetBytes(params.objectLength, params.k, params.m, 1));
+  const share = objectShareBytes(params, PUT_STRIPES_HELD);
   const release = share < BUDGET_SHARE_BYTES_MIN ? undefined : await stripeBudget.acquire(share);
   try {
     await pumpStripes(body, params, codec, channels, { ...options, live });

@@ -137,3 +137,12 @@ export const healerStripeBudget = new StripeBudget(HEALER_STRIPE_BUDGET_BYTES);
 export function stripeSetBytes(blockBytes: number, k: number, m: number, stripes: number): number {
   return Math.ceil((stripes * blockBytes * (k + m)) / k);
 }
+
+/**
+ * The share of a PUT's encoder or a rebuild of one shard set that holds `stripeSets` stripe
+ * sets of the object's stripes: never more than one stripe set of the whole object, since an
+ * object shorter than a stripe is all one stripe.
+ */
+export function objectShareBytes(object: { readonly blockBytes: number; readonly k: number; readonly m: number; readonly objectLength: number }, stripeSets: number): number {
+  return Math.min(stripeSetBytes(object.blockBytes, object.k, object.m, stripeSets), stripeSetBytes(object.objectLength, object.k, object.m, 1));
+}

@@ -17,7 +17,7 @@ import type { StripeRange } from "../../core/storage-api.js";
 import { ChunkChannel } from "../erasure/chunk-channel.js";
 import { reconstructFromPieces, StripeReaders } from "../erasure/decode.js";
 import { ENCODE_CHUNKS_QUEUED_MAX, type EncodeParams } from "../erasure/encode.js";
-import { BUDGET_SHARE_BYTES_MIN, healerStripeBudget, REBUILD_STRIPE_SETS_HELD, stripeBudget, stripeSetBytes } from "../erasure/stripe-budget.js";
+import { BUDGET_SHARE_BYTES_MIN, healerStripeBudget, objectShareBytes, REBUILD_STRIPE_SETS_HELD, stripeBudget } from "../erasure/stripe-budget.js";
 
 /** Reading and writing the shards of one shard set, wherever they live (nodes or records). */
 export interface ShardSetIo {
@@ -51,7 +51,7 @@ export async function rebuildShardSet(io: ShardSetIo, want: readonly number[], u
   // A share of the healer's part of the stripe budget, then of the gateway's, before any shard
   // is opened (as a GET's decoder takes one). Always in this order, and the gateway's holders
   // never wait on the healer's: no cycle.
-  const share = Math.min(stripeSetBytes(params.blockBytes, params.k, params.m, REBUILD_STRIPE_SETS_HELD), stripeSetBytes(params.objectLength, params.k, params.m, 1));
+  const share = objectShareBytes(params, REBUILD_STRIPE_SETS_HELD);
   if (share < BUDGET_SHARE_BYTES_MIN) return rebuildWithin(io, want, unusable, layout);
   const releaseHealer = await healerStripeBudget.acquire(share);
   try {
