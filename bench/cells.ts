@@ -1,15 +1,16 @@
 /**
  * A few cells of the matrix on a fresh Tessera cluster, for before/after comparisons of a
  * change without the whole run: `npx tsx bench/cells.ts "PUT 64MiB 4" "GET 4KiB 16" ...`
- * (operation, size in KiB/MiB, concurrency). Same runs and checks as `npm run bench`, after an
+ * (operation, size in KiB/MiB, concurrency; `--env KEY=VALUE` reaches every process of the cluster). Same runs and checks as `npm run bench`, after an
  * unmeasured warm-up run of the cell. Each line ends with the gateway's peak RSS during that
  * cell (VmHWM, reset before the cell).
  */
+import { parseArgs } from "node:util";
 import { DataPool } from "./data.js";
 import { FULL_BUDGET, KiB, MiB, SEED_DEFAULT, WARMUP_OPERATIONS } from "./limits.js";
 import { peakRssBytes, resetPeakRss } from "./proc.js";
 import { formatSpread } from "./stats.js";
-import { startTessera, tuneClientProcess } from "./targets.js";
+import { envFromPairs, startTessera, tuneClientProcess } from "./targets.js";
 import { ObjectCatalog, putOne, runCell, type Operation } from "./workload.js";
 
 /** Length of the unmeasured run before each cell's timed runs (JIT warm-up). */
@@ -22,9 +23,10 @@ function parseCell(text: string): { operation: Operation; size: number; concurre
   return { operation: (match[1] as string).toUpperCase() as Operation, size, concurrency: Number(match[4]) };
 }
 
-const cells = process.argv.slice(2).map(parseCell);
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { env: { type: "string", multiple: true, default: [] } } });
+const cells = positionals.map(parseCell);
 tuneClientProcess();
-const tessera = await startTessera();
+const tessera = await startTessera(envFromPairs(values.env));
 try {
   const context = { target: tessera.target, data: new DataPool(SEED_DEFAULT), catalog: new ObjectCatalog(), runs: FULL_BUDGET.runs, runMs: FULL_BUDGET.runMs, seed: SEED_DEFAULT };
   for (const cell of cells) {

@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { assert } from "../core/assert.js";
+import { withRoleMallocEnv } from "../core/role-process.js";
 import { SUPERVISOR_PID_VARIABLE } from "./cli.js";
 
 /** A longer output line is cut here: bounds what one child can make us buffer. */
@@ -37,7 +38,7 @@ export interface ChildSpec {
   readonly name: string;
   /** Arguments after bin/tessera.js. */
   readonly args: readonly string[];
-  /** The child's whole environment. */
+  /** The child's whole environment (plus ROLE_MALLOC_ENV where it does not set those itself). */
   readonly env: NodeJS.ProcessEnv;
   /**
    * Its own process group: a terminal's Ctrl-C then reaches only the supervisor, which stops
@@ -99,8 +100,9 @@ export class SupervisedChild {
 
   static start(spec: ChildSpec): SupervisedChild {
     installExitHook();
-    // The child watches this pid and stops itself if we die without stopping it (bin/cli.ts).
-    const env = { ...spec.env, [SUPERVISOR_PID_VARIABLE]: String(process.pid) };
+    // The child watches this pid and stops itself if we die without stopping it (bin/cli.ts);
+    // glibc's malloc settings must be there when it starts (ROLE_MALLOC_ENV).
+    const env = { ...withRoleMallocEnv(spec.env), [SUPERVISOR_PID_VARIABLE]: String(process.pid) };
     const child = spawn(process.execPath, [TESSERA_BIN, ...spec.args], { stdio: ["ignore", "pipe", "pipe"], env, detached: spec.detached });
     // A failed spawn also emits "close"; the error itself is reported through the exit status.
     child.on("error", () => undefined);

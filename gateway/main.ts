@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import { assert } from "../core/assert.js";
 import { codecSelfTest } from "../core/codec-self-test.js";
 import type { HttpNodeClient } from "../core/http-node-client.js";
-import { applyHeapGrowingPercent, armShutdownDeadline, createRoleLogger, heapGrowingPercent, RUNS_FROM, waitForStopSignal } from "../core/role-process.js";
+import { applyHeapGrowingPercent, armShutdownDeadline, createRoleLogger, heapGrowingPercent, mallocSettings, RUNS_FROM, waitForStopSignal } from "../core/role-process.js";
 import { UsageError } from "../core/settings.js";
 import { GATEWAY_USAGE, loadGatewayConfig, type GatewayConfig } from "./config.js";
 import type { AttachedHealer } from "./healer/attach.js";
@@ -111,7 +111,7 @@ async function serve(config: GatewayConfig, healing: HealerSettings, heapGrowing
     await gateway.app.listen({ host: config.host, port: config.port });
     const { url, port } = listeningAddress(gateway, config.host);
     const { k, m } = config.map.ec;
-    logger.info({ url, port, map: config.mapFile, epoch: config.map.epoch, nodes: config.map.nodes.length, ec: `${k}+${m}`, region: config.region, smallCopiesBytes: config.smallCopiesBytes, heapGrowingPercent, code: RUNS_FROM }, "listening");
+    logger.info({ url, port, map: config.mapFile, epoch: config.map.epoch, nodes: config.map.nodes.length, ec: `${k}+${m}`, region: config.region, smallCopiesBytes: config.smallCopiesBytes, heapGrowingPercent, malloc: mallocSettings(process.env), code: RUNS_FROM }, "listening");
     const signal = await stopping;
     logger.info({ signal }, "shutting down");
   } finally {

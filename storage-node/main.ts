@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import { assert } from "../core/assert.js";
 import { codecSelfTest } from "../core/codec-self-test.js";
 import { RequestVerifier } from "../core/internal-auth.js";
-import { applyHeapGrowingPercent, armShutdownDeadline, createRoleLogger, heapGrowingPercent, RUNS_FROM, waitForStopSignal } from "../core/role-process.js";
+import { applyHeapGrowingPercent, armShutdownDeadline, createRoleLogger, heapGrowingPercent, mallocSettings, RUNS_FROM, waitForStopSignal } from "../core/role-process.js";
 import { STORAGE_NODE_USAGE, UsageError, loadStorageNodeConfig, type StorageNodeConfig } from "./config.js";
 import { SHUTDOWN_ABORT_MS, SHUTDOWN_DRAIN_MS, StorageServer } from "./server.js";
 
@@ -85,7 +85,7 @@ async function serve(config: StorageNodeConfig, heapGrowingPercent: number, logg
   try {
     const { url, port } = await server.listen(config.host, config.port);
     // At info whatever the log level: scripts and tests wait for this line.
-    logger.child({}, { level: "info" }).info({ url, port, disks: config.disks, heapGrowingPercent, code: RUNS_FROM }, "listening");
+    logger.child({}, { level: "info" }).info({ url, port, disks: config.disks, heapGrowingPercent, malloc: mallocSettings(process.env), code: RUNS_FROM }, "listening");
     const signal = await stopping;
     logger.info({ signal }, "shutting down");
   } finally {

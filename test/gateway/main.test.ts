@@ -5,7 +5,7 @@
  * cleanly on SIGTERM and SIGINT.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,6 +169,10 @@ describe("tessera gateway: serving", () => {
       expect(output()).toContain(`"smallCopiesBytes":2048`);
       // The role's V8 heap tuning, applied and reported (core/role-process.ts).
       expect(output()).toContain(`"heapGrowingPercent":${GATEWAY_HEAP_GROWING_PERCENT}`);
+      // Started by a supervisor: glibc's malloc settings were in its environment from the start.
+      expect(output()).toContain(`"malloc":"MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072"`);
+      const environ = (await readFile(`/proc/${child.pid}/environ`, "utf8")).split("\0");
+      expect(environ).toEqual(expect.arrayContaining(["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"]));
       const unsigned = await fetch(`${url}/`);
       expect(unsigned.status).toBe(403);
       expect(await unsigned.text()).toMatch(/<Code>AccessDenied<\/Code>/);
@@ -188,11 +192,13 @@ describe("tessera gateway: serving", () => {
     }
   });
 
-  it("listens on TESSERA_PORT when --listen is not given, and stops on SIGINT with exit 0", async () => {
+  it("listens on TESSERA_PORT when --listen is not given, keeps its own MALLOC_ARENA_MAX, and stops on SIGINT with exit 0", async () => {
     const port = await freePort();
-    const { child } = startGateway(["--map", file("map.json"), "--secret-file", file("secret")], { TESSERA_PORT: String(port), TESSERA_ACCESS_KEY: "env-key", TESSERA_SECRET_KEY: SECRET_KEY });
+    // An operator's own malloc setting wins over the supervisor's.
+    const { child, output } = startGateway(["--map", file("map.json"), "--secret-file", file("secret")], { TESSERA_PORT: String(port), TESSERA_ACCESS_KEY: "env-key", TESSERA_SECRET_KEY: SECRET_KEY, MALLOC_ARENA_MAX: "4" });
     try {
       expect((await child.listening(PROCESS_START_TIMEOUT_MS)).port).toBe(port);
+      expect(output()).toContain(`"malloc":"MALLOC_ARENA_MAX=4 MALLOC_MMAP_THRESHOLD_=131072"`);
       child.kill("SIGINT");
       expect(await child.exited).toEqual({ code: 0, signal: null });
     } finally {
