@@ -10,7 +10,10 @@
  * The trace line's format is V8's ("[HeapController] Limit: old size: ... KB, new limit: ... KB
  * (4.0)"), that of the Node.js 20 the project runs on. What the factor does to a node's CPU is
  * measured, not tested: bench/node-batch.ts --shards, and bench/README.md, "Fixes and their effect".
+ * Also here: the harness starts a node as tessera local does, with the roles' malloc settings
+ * (core/role-process.ts, ROLE_MALLOC_ENV) and the supervisor pid it watches (bin/cli.ts).
  */
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { shardLayout } from "../../core/shard-format.js";
 import { NODE_HEAP_GROWING_PERCENT } from "../../storage-node/main.js";
@@ -75,5 +78,18 @@ describe("storage node heap tuning", () => {
     console.log(`V8's growing factor: default ${byDefault}, at 150% ${overridden}, under V8's own rule ${ownRule}`);
     expect(byDefault).toBe((1 + NODE_HEAP_GROWING_PERCENT / 100).toFixed(1));
     expect(overridden).toBe("2.5");
+  });
+});
+
+describe("a test's storage node process", () => {
+  it("starts with the roles' malloc settings and watches the test process's pid (it stops itself if the run is killed)", async () => {
+    const node = await startNode(new Prng(SEED), { logLevel: "info" });
+    try {
+      const environ = (await readFile(`/proc/${node.pid}/environ`, "utf8")).split("\0");
+      expect(environ).toEqual(expect.arrayContaining(["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072", `TESSERA_SUPERVISOR_PID=${process.pid}`]));
+      expect(node.output()).toContain(`"malloc":"MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072"`);
+    } finally {
+      await node.stop();
+    }
   });
 });
