@@ -1,9 +1,9 @@
 /**
  * A few cells of the matrix on a fresh Tessera cluster, for before/after comparisons of a
  * change without the whole run: `npx tsx bench/cells.ts "PUT 64MiB 4" "GET 4KiB 16" ...`
- * (operation, size in KiB/MiB, concurrency; `--env KEY=VALUE` reaches every process of the cluster). Same runs and checks as `npm run bench`, after an
- * unmeasured warm-up run of the cell. Each line ends with the gateway's peak RSS during that
- * cell (VmHWM, reset before the cell).
+ * (operation, size in KiB/MiB, concurrency; `--env KEY=VALUE` reaches every process of the
+ * cluster). Same runs and checks as `npm run bench`, after an unmeasured warm-up run of the
+ * cell. Each line ends with the gateway's peak RSS during that cell (VmHWM, reset before it).
  */
 import { parseArgs } from "node:util";
 import { DataPool } from "./data.js";

@@ -60,6 +60,15 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * The environment a supervisor starts a role with: `env`, plus glibc's malloc settings where it
+ * does not set them (ROLE_MALLOC_ENV: glibc reads them only at start) and this process's pid,
+ * which the child watches to stop itself if we die without stopping it (bin/cli.ts).
+ */
+export function supervisedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...withRoleMallocEnv(env), [SUPERVISOR_PID_VARIABLE]: String(process.pid) };
+}
+
 export function exitText(status: ExitStatus): string {
   return status.signal === null ? `exit code ${status.code}` : `signal ${status.signal}`;
 }
@@ -100,10 +109,7 @@ export class SupervisedChild {
 
   static start(spec: ChildSpec): SupervisedChild {
     installExitHook();
-    // The child watches this pid and stops itself if we die without stopping it (bin/cli.ts);
-    // glibc's malloc settings must be there when it starts (ROLE_MALLOC_ENV).
-    const env = { ...withRoleMallocEnv(spec.env), [SUPERVISOR_PID_VARIABLE]: String(process.pid) };
-    const child = spawn(process.execPath, [TESSERA_BIN, ...spec.args], { stdio: ["ignore", "pipe", "pipe"], env, detached: spec.detached });
+    const child = spawn(process.execPath, [TESSERA_BIN, ...spec.args], { stdio: ["ignore", "pipe", "pipe"], env: supervisedEnv(spec.env), detached: spec.detached });
     // A failed spawn also emits "close"; the error itself is reported through the exit status.
     child.on("error", () => undefined);
     assert(child.pid !== undefined, `node could be spawned for ${spec.name}`);

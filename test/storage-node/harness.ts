@@ -11,10 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll } from "vitest";
-import { SUPERVISOR_PID_VARIABLE } from "../../bin/cli.js";
+import { supervisedEnv } from "../../bin/supervised-child.js";
 import { HttpNodeClient } from "../../core/http-node-client.js";
 import { ClusterSecret } from "../../core/internal-auth.js";
-import { withRoleMallocEnv } from "../../core/role-process.js";
 import { Prng } from "../prng.js";
 
 /** Start-up: tsx loads the TypeScript, the codec self-test runs, LMDB opens; slow on a busy 2-core box. */
@@ -156,16 +155,14 @@ function assertPid(child: ChildProcess): asserts child is ChildProcess & { pid: 
 }
 
 /**
- * Spawns `node bin/tessera.js ...args`, tracked for cleanup, with the roles' malloc settings
- * (as bin/supervised-child.ts starts them). The child watches this process's pid and stops
- * itself if this process dies without killing it (a test run killed mid-way, whose afterAll
- * never runs).
+ * Spawns `node bin/tessera.js ...args`, tracked for cleanup, in the environment a supervisor
+ * gives a role (supervisedEnv: the malloc settings, and this process's pid to watch, so that a
+ * test run killed mid-way, whose afterAll never runs, leaves no node behind).
  */
 export function spawnTessera(args: readonly string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): ChildProcess {
   // The developer's own TESSERA_* settings must not leak into a test's node.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_")));
-  const childEnv = { ...withRoleMallocEnv(inherited), [SUPERVISOR_PID_VARIABLE]: String(process.pid), ...env };
-  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: childEnv });
+  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: supervisedEnv({ ...inherited, ...env }) });
   running.add(child);
   child.once("exit", () => running.delete(child));
   return child;
