@@ -68,7 +68,7 @@ export function applyHeapGrowingPercent(percent: number): void {
  * (which also stops the adjusting) returns each large buffer's pages to the system when it
  * is freed; two arenas bound what other threads hold. Measured over the Tessera half of the
  * full bench run (bench/README.md, "Fixes and their effect"): the gateway's peak while the
- * healer rebuilt an emptied node fell from 260-282 MiB (five runs) to 239-241 (four), its
+ * healer rebuilt an emptied node fell from 260-282 MiB (five runs) to 239-245 (five), its
  * peaks in the other phases by 0-17 MiB; its CPU seconds per GB stayed within the run-to-run
  * noise (PUT 1 MiB ×4 and ×16, two alternating pairs; PUT 4 KiB ×16 perhaps a few percent
  * slower, six pairs).
