@@ -22,7 +22,7 @@ import type { AccessKeyPair } from "../gateway/s3/sigv4.js";
 import type { ClusterMap } from "../placement/cluster-map.js";
 import { SHUTDOWN_DEADLINE_MS as NODE_SHUTDOWN_DEADLINE_MS } from "../storage-node/main.js";
 import { diskDirectory, localLayout, makeDirectories, nodePort, prepareMap, prepareSecret, rotateLog, type LocalLayout } from "./local-data.js";
-import { SupervisedChild, exitText, type ExitStatus } from "./supervised-child.js";
+import { SupervisedChild, exitText, withoutTesseraSettings, type ExitStatus } from "./supervised-child.js";
 
 export const GATEWAY_PORT_DEFAULT = 9000;
 export const DATA_DIR_DEFAULT = "data";
@@ -208,18 +208,12 @@ function describeFiles(mapCreated: boolean, secretCreated: boolean, moved: boole
   return moved ? " (node ports moved with the gateway port: cluster.json rewritten, epoch raised)" : "";
 }
 
-function childEnvironment(env: NodeJS.ProcessEnv, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  // Every setting a child needs is passed explicitly; a stray TESSERA_CONFIG must not reach it.
-  const inherited = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("TESSERA_")));
-  return { ...inherited, ...extra };
-}
-
 function planChildren(settings: LocalSettings, layout: LocalLayout, map: ClusterMap, env: NodeJS.ProcessEnv): ChildPlan[] {
   const common = ["--secret-file", layout.secretFile, "--log-level", settings.logLevel];
   const nodes = map.nodes.map((node, index): ChildPlan => {
     const port = nodePort(settings.gatewayPort, index);
     const disks = node.disks.flatMap((disk) => ["--disk", `${disk.id}=${diskDirectory(layout, node.id, disk.id)}`]);
-    return { name: node.id, role: "storage node", port, args: ["storage-node", "--id", node.id, "--listen", `127.0.0.1:${port}`, ...disks, ...common], env: childEnvironment(env, {}) };
+    return { name: node.id, role: "storage node", port, args: ["storage-node", "--id", node.id, "--listen", `127.0.0.1:${port}`, ...disks, ...common], env: withoutTesseraSettings(env) };
   });
   // Credentials travel in the environment: command lines are visible to every user in `ps`.
   const credentials = { TESSERA_ACCESS_KEY: settings.credentials.accessKeyId, TESSERA_SECRET_KEY: settings.credentials.secretAccessKey };
@@ -228,7 +222,7 @@ function planChildren(settings: LocalSettings, layout: LocalLayout, map: Cluster
     role: "gateway",
     port: settings.gatewayPort,
     args: ["gateway", "--map", layout.mapFile, "--listen", `127.0.0.1:${settings.gatewayPort}`, ...common],
-    env: childEnvironment(env, credentials),
+    env: withoutTesseraSettings(env, credentials),
   };
   return [...nodes, gateway];
 }

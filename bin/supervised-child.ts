@@ -61,6 +61,15 @@ function installExitHook(): void {
 }
 
 /**
+ * `env` without its TESSERA_* variables, then `extra`: a supervisor passes every setting a
+ * child needs explicitly, so a stray TESSERA_CONFIG (or a developer's own settings, in tests)
+ * must not reach it.
+ */
+export function withoutTesseraSettings(env: NodeJS.ProcessEnv, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("TESSERA_"))), ...extra };
+}
+
+/**
  * The environment a supervisor starts a role with: `env`, plus glibc's malloc settings where it
  * does not set them (ROLE_MALLOC_ENV: glibc reads them only at start) and this process's pid,
  * which the child watches to stop itself if we die without stopping it (bin/cli.ts).

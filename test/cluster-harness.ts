@@ -18,7 +18,7 @@ import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SupervisedChild, TESSERA_BIN, type ExitStatus } from "../bin/supervised-child.js";
+import { SupervisedChild, TESSERA_BIN, withoutTesseraSettings, type ExitStatus } from "../bin/supervised-child.js";
 import { EC_K_DEFAULT, EC_M_DEFAULT } from "../core/limits.js";
 import type { AccessKeyPair } from "../gateway/s3/sigv4.js";
 import { parseClusterMap, type ClusterMap } from "../placement/cluster-map.js";
@@ -173,7 +173,7 @@ class ManagedProcess implements HarnessProcess {
 
 /** The test's environment without the developer's own TESSERA_* settings. */
 function cleanEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_"))), ...extra };
+  return withoutTesseraSettings(process.env, extra);
 }
 
 function startNodes(root: string, secretFile: string, options: Required<Pick<ClusterOptions, "nodes" | "disksPerNode" | "logLevel" | "env">>): Array<ManagedProcess & { id: string; dirs: string[] }> {

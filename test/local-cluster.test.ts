@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SUPERVISOR_CHECK_INTERVAL_MS } from "../bin/cli.js";
 import { CHILD_START_TIMEOUT_MS, DEV_ACCESS_KEY, DEV_SECRET_KEY } from "../bin/local-cluster.js";
 import { localLayout, NODE_PORT_OFFSET, prepareMap } from "../bin/local-data.js";
-import { SupervisedChild, type ExitStatus } from "../bin/supervised-child.js";
+import { SupervisedChild, withoutTesseraSettings, type ExitStatus } from "../bin/supervised-child.js";
 import { runTessera } from "./cluster-harness.js";
 import { Prng, seedFromEnv } from "./prng.js";
 
@@ -96,8 +96,7 @@ interface LocalRun {
 
 function startLocal(env: NodeJS.ProcessEnv): LocalRun {
   let output = "";
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_")));
-  const child = SupervisedChild.start({ name: "local", args: ["local"], env: { ...inherited, ...env }, detached: false, onLine: (line) => (output += `${line}\n`) });
+  const child = SupervisedChild.start({ name: "local", args: ["local"], env: withoutTesseraSettings(process.env, env), detached: false, onLine: (line) => (output += `${line}\n`) });
   return { child, output: () => output };
 }
 

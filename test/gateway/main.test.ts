@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SupervisedChild } from "../../bin/supervised-child.js";
+import { SupervisedChild, withoutTesseraSettings } from "../../bin/supervised-child.js";
 import { GATEWAY_HEAP_GROWING_PERCENT } from "../../gateway/main.js";
 import { PROCESS_START_TIMEOUT_MS, PROCESS_STOP_DEADLINE_MS, runTessera } from "../cluster-harness.js";
 
@@ -152,8 +152,7 @@ async function freePort(): Promise<number> {
 
 function startGateway(args: readonly string[], env: NodeJS.ProcessEnv): { child: SupervisedChild; output: () => string } {
   let output = "";
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_")));
-  const child = SupervisedChild.start({ name: "gateway", args: ["gateway", ...args], env: { ...inherited, ...env }, detached: false, onLine: (line) => (output += `${line}\n`) });
+  const child = SupervisedChild.start({ name: "gateway", args: ["gateway", ...args], env: withoutTesseraSettings(process.env, env), detached: false, onLine: (line) => (output += `${line}\n`) });
   return { child, output: () => output };
 }
 

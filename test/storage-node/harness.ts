@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll } from "vitest";
-import { supervisedEnv } from "../../bin/supervised-child.js";
+import { supervisedEnv, withoutTesseraSettings } from "../../bin/supervised-child.js";
 import { HttpNodeClient } from "../../core/http-node-client.js";
 import { ClusterSecret } from "../../core/internal-auth.js";
 import { Prng } from "../prng.js";
@@ -161,8 +161,7 @@ function assertPid(child: ChildProcess): asserts child is ChildProcess & { pid: 
  */
 export function spawnTessera(args: readonly string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): ChildProcess {
   // The developer's own TESSERA_* settings must not leak into a test's node.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("TESSERA_")));
-  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: supervisedEnv({ ...inherited, ...env }) });
+  const child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: supervisedEnv(withoutTesseraSettings(process.env, env)) });
   running.add(child);
   child.once("exit", () => running.delete(child));
   return child;
